@@ -1,0 +1,153 @@
+"""The steps between raw documents and storable rows: parse, anonymize, validate.
+
+Each step is a plain function so a Prefect task can wrap it and a test can call it.
+Nothing here touches the database; `pipeline.store.load` does that in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import polars as pl
+
+from pipeline.anonymize import PseudonymKey, anonymize_case
+from pipeline.model import CaseRecord, ParsedCase, Rejection
+from pipeline.parse import ParseError, parse_document
+from pipeline.receipts import InvalidReceiptError
+from pipeline.sources.files import RawDocument, decode, fingerprint
+from pipeline.validate import ValidatedBatch, to_frames, validate_frames
+
+
+@dataclass
+class ParsedBatch:
+    """Cases read from documents, and the documents that could not be read."""
+
+    cases: list[tuple[str, ParsedCase]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    n_documents: int = 0
+
+
+def parse_documents(documents: Iterable[RawDocument], key: PseudonymKey) -> ParsedBatch:
+    """Decode and parse every document; unreadable ones become rejections with a reason."""
+    batch = ParsedBatch()
+    for document in documents:
+        batch.n_documents += 1
+        try:
+            for case in parse_document(decode(document)):
+                if case.observed_at is None:
+                    case.observed_at = document.observed_at
+                batch.cases.append((document.origin, case))
+        except (ParseError, InvalidReceiptError, ValueError) as error:
+            batch.rejections.append(
+                Rejection(
+                    origin=document.origin,
+                    reasons=(str(error),),
+                    fingerprint=fingerprint(document.content, key.secret),
+                )
+            )
+    return batch
+
+
+def attempt_of(record: CaseRecord) -> dict[str, object]:
+    """The anonymized view of a record, as kept in quarantine."""
+    return {
+        "form_type": record.form_type,
+        "intake_office": record.intake_office,
+        "current_office": record.current_office,
+        "received_date": _iso(record.received_date),
+        "events": [
+            {"date": e.event_date.isoformat(), "stage": e.stage, "title": e.title}
+            for e in record.events
+        ],
+    }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def record_rejection(origin: str, record: CaseRecord, reasons: Iterable[str]) -> Rejection:
+    """A rejection for an anonymized record, fingerprinted by its content."""
+    attempt = attempt_of(record)
+    reasons = tuple(reasons)
+    digest = hashlib.sha256(
+        json.dumps([record.case_id, attempt, reasons], sort_keys=True).encode()
+    ).hexdigest()[:40]
+    return Rejection(origin, reasons, digest, record.case_id, attempt)
+
+
+@dataclass
+class AnonymizedBatch:
+    """Records keyed by pseudonym (duplicates merged), and the ones that conflicted."""
+
+    records: list[CaseRecord]
+    origins: dict[str, str]
+    rejections: list[Rejection]
+
+
+def anonymize_cases(
+    cases: Iterable[tuple[str, ParsedCase]], key: PseudonymKey, observed_at: datetime
+) -> AnonymizedBatch:
+    """Pseudonymize and merge cases that share a receipt; conflicting form types are rejected."""
+    merged: dict[str, CaseRecord] = {}
+    origins: dict[str, str] = {}
+    conflicts: dict[str, set[str]] = {}
+    for origin, case in cases:
+        record = anonymize_case(case, key, observed_at)
+        seen = merged.get(record.case_id)
+        if seen is None:
+            merged[record.case_id] = record
+            origins[record.case_id] = origin
+            continue
+        if seen.form_type and record.form_type and seen.form_type != record.form_type:
+            conflicts.setdefault(record.case_id, {seen.form_type}).add(record.form_type)
+        _merge_into(seen, record)
+    rejections = [
+        record_rejection(
+            origins[case_id],
+            merged.pop(case_id),
+            [f"the same case was submitted with different form types ({', '.join(sorted(forms))})"],
+        )
+        for case_id, forms in conflicts.items()
+    ]
+    return AnonymizedBatch(list(merged.values()), origins, rejections)
+
+
+def _merge_into(seen: CaseRecord, new: CaseRecord) -> None:
+    seen.form_type = seen.form_type or new.form_type
+    seen.current_office = new.current_office or seen.current_office
+    seen.premium = seen.premium if seen.premium is not None else new.premium
+    dates = [d for d in (seen.received_date, new.received_date) if d is not None]
+    seen.received_date = min(dates) if dates else None
+    seen.observed_at = max(seen.observed_at, new.observed_at)
+    stamps = [t for t in (seen.last_modified, new.last_modified) if t is not None]
+    seen.last_modified = max(stamps) if stamps else None
+    seen.synthetic = seen.synthetic and new.synthetic
+    seen.events = sorted(set(seen.events) | set(new.events), key=lambda e: (e.event_date, e.stage))
+
+
+@dataclass
+class CheckedBatch:
+    """Rows ready to store and the records that failed validation."""
+
+    cases: pl.DataFrame
+    events: pl.DataFrame
+    rejections: list[Rejection]
+
+
+def validate_records(
+    batch: AnonymizedBatch, today: date | None = None
+) -> CheckedBatch:
+    """Validate anonymized records with the pandera schemas; failures carry every reason."""
+    cases, events = to_frames(batch.records)
+    checked: ValidatedBatch = validate_frames(cases, events, today)
+    by_id = {r.case_id: r for r in batch.records}
+    rejections = [
+        record_rejection(batch.origins[case_id], by_id[case_id], reasons)
+        for case_id, reasons in checked.reasons.items()
+    ]
+    return CheckedBatch(checked.cases, checked.events, rejections)

@@ -1,0 +1,81 @@
+"""The canonical data model every source is turned into.
+
+A ParsedCase is what a parser reads from one input; it may still hold the receipt number.
+A CaseRecord is what the anonymizer keeps: a keyed pseudonym instead of the receipt, the
+form type, offices, fiscal year, dates and dated stage events, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# Where a record came from. Kept on the case (a case may have several) and on each event.
+SOURCES: tuple[str, ...] = (
+    "case_status_api",  # official developer.uscis.gov Case Status API (polled or pasted)
+    "myuscis",  # JSON copied from a signed-in myUSCIS account
+    "simplified",  # {receiptNumber, formType, currentStatus, events:[...]} shape
+    "typed_form",  # a timeline typed into the submit form
+    "csv_import",  # a row of a community spreadsheet
+    "egov_csol",  # the public case-status page's backend JSON
+)
+
+FORM_TYPE_PATTERN = r"^(I|N|G|EOIR)-[0-9]{1,4}[A-Z]{0,3}$"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One dated status of a case: normalized title and its stage."""
+
+    event_date: date
+    title: str
+    stage: str
+
+
+@dataclass(slots=True)
+class ParsedCase:
+    """One case as read from an input, before anonymization."""
+
+    receipt_number: str
+    source: str
+    form_type: str | None = None
+    received_date: date | None = None
+    current_office: str | None = None
+    premium: bool | None = None
+    events: list[StatusEvent] = field(default_factory=list)
+    last_modified: datetime | None = None
+    observed_at: datetime | None = None
+    synthetic: bool = False
+
+
+@dataclass(slots=True)
+class CaseRecord:
+    """One anonymized case ready for validation and storage."""
+
+    case_id: str
+    source: str
+    form_type: str | None
+    intake_office: str | None
+    current_office: str | None
+    fiscal_year: int | None
+    received_date: date | None
+    premium: bool | None
+    observed_at: datetime
+    last_modified: datetime | None
+    synthetic: bool
+    events: list[StatusEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that was not stored, with every reason in words a user understands.
+
+    `attempt` is the anonymized record (never the raw payload, which may hold personal
+    data); `fingerprint` is a keyed hash that makes re-ingesting the same input a no-op.
+    """
+
+    origin: str
+    reasons: tuple[str, ...]
+    fingerprint: str
+    case_id: str | None = None
+    attempt: dict[str, object] | None = None

@@ -1,0 +1,91 @@
+"""Reading case-history documents from files and folders.
+
+A .json file holds one document (a single answer, or a list of answers pasted together);
+a .jsonl/.ndjson file holds one document per line. Each document is capped in size, since
+a paste larger than that is not a case history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from pipeline.receipts import RECEIPT_IN_TEXT_RE
+
+MAX_DOCUMENT_BYTES = 1_000_000
+JSON_SUFFIXES = {".json"}
+LINES_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """One document as read: where it came from, its bytes and when it was observed."""
+
+    origin: str
+    content: bytes
+    observed_at: datetime
+
+
+class InputError(ValueError):
+    """A path that cannot be read as input at all."""
+
+
+def scrub(text: str) -> str:
+    """Replace anything that looks like a receipt number, so origins can be stored."""
+    return RECEIPT_IN_TEXT_RE.sub("<receipt>", text)
+
+
+def discover_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders into the input files they contain, sorted; refuse missing paths."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in JSON_SUFFIXES | LINES_SUFFIXES
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path} does not exist")
+    return found
+
+
+def read_documents(paths: Iterable[Path]) -> Iterator[RawDocument]:
+    """Yield every document in the given files and folders."""
+    for file in discover_files(paths):
+        observed = datetime.fromtimestamp(file.stat().st_mtime)
+        name = scrub(file.name)
+        if file.suffix.lower() in LINES_SUFFIXES:
+            with file.open("rb") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if line.strip():
+                        yield RawDocument(f"{name}:{number}", line, observed)
+        else:
+            yield RawDocument(name, file.read_bytes(), observed)
+
+
+def decode(document: RawDocument) -> object:
+    """Decode one document's JSON, or raise ValueError with a message a user can act on."""
+    if len(document.content) > MAX_DOCUMENT_BYTES:
+        raise ValueError(
+            f"the input is {len(document.content) / 1e6:.1f} MB; a case history is far smaller "
+            f"(limit {MAX_DOCUMENT_BYTES / 1e6:.0f} MB). Paste only the JSON of one case"
+        )
+    try:
+        return orjson.loads(document.content)
+    except orjson.JSONDecodeError as error:
+        raise ValueError(
+            f"this is not valid JSON ({error}); copy the whole answer, from the first {{ to the last }}"
+        ) from error
+
+
+def fingerprint(content: bytes, secret: bytes) -> str:
+    """A keyed hash of a document: identifies repeats without revealing the content."""
+    return hmac.new(secret, content, hashlib.sha256).hexdigest()[:40]

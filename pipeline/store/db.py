@@ -1,0 +1,119 @@
+"""Opening the analytics DuckDB file and migrating its schema.
+
+DuckDB lets one process hold a database file at a time: any other open connection, even a
+read-only one, makes a writer's open fail. Only flows open this file; they retry for a while
+when another flow holds it, then stop with a message that says so. The dashboard never opens
+it: it reads the snapshots that `pipeline.store.publish` writes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+_MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseBusyError(RuntimeError):
+    """Another process holds the database file for longer than we were willing to wait."""
+
+
+def _is_lock_error(error: duckdb.Error) -> bool:
+    text = str(error)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def connect(
+    path: Path,
+    *,
+    read_only: bool = False,
+    wait_seconds: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> duckdb.DuckDBPyConnection:
+    """Open the database, retrying with back-off while another process holds its lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if not _is_lock_error(error):
+                raise
+            if time.monotonic() >= deadline:
+                holder = re.search(r"PID (\d+)", str(error))
+                who = f" (process {holder.group(1)})" if holder else ""
+                raise DatabaseBusyError(
+                    f"the database {path} is in use by another process{who} and stayed busy for "
+                    f"{wait_seconds:.0f}s; wait for that flow to finish and run this again"
+                ) from error
+            sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 2.0)
+
+
+@contextmanager
+def open_store(path: Path, *, wait_seconds: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database for writing, migrated to the latest schema, and close it after."""
+    con = connect(path, wait_seconds=wait_seconds)
+    try:
+        migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the package, in order."""
+    folder = resources.files("pipeline.store").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_RE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest migration applied to this database (0 for a new file)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration newer than the database, each in its own transaction."""
+    current = schema_version(con)
+    applied = []
+    for version, name, sql in available_migrations():
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def query_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+) -> pl.DataFrame:
+    """Run a query and return a polars DataFrame (DuckDB 2 has .pl() on relations only)."""
+    return con.sql(sql, params=params).pl()

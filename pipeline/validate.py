@@ -1,0 +1,235 @@
+"""pandera schemas for cases and events, validated lazily: valid rows load, invalid ones
+go to quarantine with every failure's reason in words a user understands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from pipeline.model import FORM_TYPE_PATTERN, CaseRecord
+from pipeline.receipts import OFFICES
+from pipeline.stages import STAGES
+
+EARLIEST = date(1990, 1, 1)
+
+CASE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "case_id": pl.Utf8,
+    "source": pl.Utf8,
+    "form_type": pl.Utf8,
+    "intake_office": pl.Utf8,
+    "current_office": pl.Utf8,
+    "fiscal_year": pl.Int32,
+    "received_date": pl.Date,
+    "premium": pl.Boolean,
+    "observed_at": pl.Datetime("us"),
+    "last_modified": pl.Datetime("us"),
+    "synthetic": pl.Boolean,
+}
+EVENT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "case_id": pl.Utf8,
+    "event_date": pl.Date,
+    "stage": pl.Utf8,
+    "title": pl.Utf8,
+    "source": pl.Utf8,
+}
+
+_MISSING = {
+    "form_type": "the form type is missing (e.g. I-485)",
+    "intake_office": "the office could not be told from the receipt number",
+    "received_date": "the date USCIS received the case is missing",
+    "event_date": "a status has no date",
+    "stage": "a status has no stage",
+}
+
+
+def case_schema(today: date) -> pa.DataFrameSchema:
+    """Schema of the cases table for records seen up to `today`."""
+    return pa.DataFrameSchema(
+        {
+            "case_id": pa.Column(pl.Utf8, pa.Check.str_matches(r"^c_[0-9a-f]{32}$", error="internal: bad pseudonym")),
+            "source": pa.Column(pl.Utf8),
+            "form_type": pa.Column(
+                pl.Utf8,
+                pa.Check.str_matches(FORM_TYPE_PATTERN, error="the form type is not a USCIS form number"),
+            ),
+            "intake_office": pa.Column(
+                pl.Utf8, pa.Check.isin(list(OFFICES), error="the intake office is not a known USCIS office")
+            ),
+            "current_office": pa.Column(
+                pl.Utf8,
+                pa.Check.isin(list(OFFICES), error="the current office is not a known USCIS office"),
+                nullable=True,
+            ),
+            "fiscal_year": pa.Column(pl.Int32, nullable=True),
+            "received_date": pa.Column(
+                pl.Date,
+                [
+                    pa.Check.ge(EARLIEST, error="the receipt date is before 1990"),
+                    pa.Check.le(today, error="the receipt date is in the future"),
+                ],
+            ),
+            "premium": pa.Column(pl.Boolean, nullable=True),
+            "observed_at": pa.Column(pl.Datetime("us")),
+            "last_modified": pa.Column(pl.Datetime("us"), nullable=True),
+            "synthetic": pa.Column(pl.Boolean),
+        },
+        strict=True,
+    )
+
+
+def event_schema(today: date) -> pa.DataFrameSchema:
+    """Schema of status events joined with their case's receipt date."""
+    return pa.DataFrameSchema(
+        {
+            "case_id": pa.Column(pl.Utf8),
+            "event_date": pa.Column(
+                pl.Date,
+                [
+                    pa.Check.ge(EARLIEST, error="a status date is before 1990"),
+                    pa.Check.le(today, error="a status date is in the future"),
+                ],
+            ),
+            "stage": pa.Column(pl.Utf8, pa.Check.isin(list(STAGES), error="a status has an unknown stage")),
+            "title": pa.Column(pl.Utf8),
+            "source": pa.Column(pl.Utf8),
+            "received_date": pa.Column(pl.Date, nullable=True),
+            "first_rfe": pa.Column(pl.Date, nullable=True),
+            "first_card": pa.Column(pl.Date, nullable=True),
+        },
+        checks=[
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    pl.col("received_date").is_null() | (pl.col("event_date") >= pl.col("received_date"))
+                ),
+                name="before_receipt",
+                error="a status is dated before USCIS received the case (e.g. a decision before receipt)",
+            ),
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("stage") != "rfe_response")
+                    | pl.col("first_rfe").is_null()
+                    | (pl.col("event_date") >= pl.col("first_rfe"))
+                ),
+                name="response_before_rfe",
+                error="the evidence response is dated before the request for evidence",
+            ),
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("stage") != "card_mailed")
+                    | pl.col("first_card").is_null()
+                    | (pl.col("event_date") >= pl.col("first_card"))
+                ),
+                name="mailed_before_produced",
+                error="the card is mailed before it was produced",
+            ),
+        ],
+    )
+
+
+def to_frames(records: list[CaseRecord]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Turn anonymized records into a cases frame and an events frame."""
+    cases = pl.DataFrame(
+        {
+            "case_id": [r.case_id for r in records],
+            "source": [r.source for r in records],
+            "form_type": [r.form_type for r in records],
+            "intake_office": [r.intake_office for r in records],
+            "current_office": [r.current_office for r in records],
+            "fiscal_year": [r.fiscal_year for r in records],
+            "received_date": [r.received_date for r in records],
+            "premium": [r.premium for r in records],
+            "observed_at": [r.observed_at for r in records],
+            "last_modified": [r.last_modified for r in records],
+            "synthetic": [r.synthetic for r in records],
+        },
+        schema=CASE_COLUMNS,
+    )
+    events = pl.DataFrame(
+        {
+            "case_id": [r.case_id for r in records for _ in r.events],
+            "event_date": [e.event_date for r in records for e in r.events],
+            "stage": [e.stage for r in records for e in r.events],
+            "title": [e.title for r in records for e in r.events],
+            "source": [r.source for r in records for _ in r.events],
+        },
+        schema=EVENT_COLUMNS,
+    )
+    return cases, events
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """Rows that passed, and for each failed case every reason it failed."""
+
+    cases: pl.DataFrame
+    events: pl.DataFrame
+    reasons: dict[str, list[str]]
+
+
+def _reasons_by_index(error: SchemaErrors, frame: pl.DataFrame) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for row in error.failure_cases.iter_rows(named=True):
+        index = row["index"]
+        if index is None:  # a schema-wide failure (wrong dtype): every row fails with it
+            indices = list(range(frame.height))
+        else:
+            indices = [int(index)]
+        check = str(row["check"])
+        column = row["column"]
+        if check == "not_nullable":
+            message = _MISSING.get(str(column), f"{column} is missing")
+        elif check.startswith(("dtype(", "column_in_")):
+            message = f"internal: column {column} has the wrong type ({check})"
+        elif row["schema_context"] == "Column" and row["failure_case"] is not None:
+            message = f"{check} (got {row['failure_case']})"
+        else:
+            message = check
+        for i in indices:
+            bucket = found.setdefault(i, [])
+            if message not in bucket:
+                bucket.append(message)
+    return found
+
+
+def validate_frames(cases: pl.DataFrame, events: pl.DataFrame, today: date | None = None) -> ValidatedBatch:
+    """Validate lazily; a case fails as a whole when it or any of its events fails."""
+    today = today or (datetime.now() + timedelta(days=1)).date()
+    reasons: dict[str, list[str]] = {}
+    case_ids = cases["case_id"]
+    try:
+        case_schema(today).validate(cases, lazy=True)
+    except SchemaErrors as err:
+        for i, messages in _reasons_by_index(err, cases).items():
+            reasons.setdefault(case_ids[i], []).extend(messages)
+
+    anchors = events.group_by("case_id").agg(
+        pl.col("event_date").filter(pl.col("stage") == "rfe").min().alias("first_rfe"),
+        pl.col("event_date").filter(pl.col("stage") == "card_production").min().alias("first_card"),
+    )
+    checked = (
+        events.join(cases.select("case_id", "received_date"), on="case_id", how="left")
+        .join(anchors, on="case_id", how="left")
+        .select(*EVENT_COLUMNS, "received_date", "first_rfe", "first_card")
+    )
+    try:
+        event_schema(today).validate(checked, lazy=True)
+    except SchemaErrors as err:
+        event_ids = checked["case_id"]
+        for i, messages in _reasons_by_index(err, checked).items():
+            bucket = reasons.setdefault(event_ids[i], [])
+            bucket.extend(m for m in messages if m not in bucket)
+
+    no_events = cases.join(events.select("case_id").unique(), on="case_id", how="anti")
+    for case_id in no_events["case_id"]:
+        reasons.setdefault(case_id, []).append("the history has no dated status at all")
+
+    bad = pl.Series("case_id", list(reasons), dtype=pl.Utf8)
+    return ValidatedBatch(
+        cases=cases.filter(~pl.col("case_id").is_in(bad)),
+        events=events.filter(~pl.col("case_id").is_in(bad)),
+        reasons=reasons,
+    )
