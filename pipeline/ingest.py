@@ -151,3 +151,42 @@ def validate_records(
         for case_id, reasons in checked.reasons.items()
     ]
     return CheckedBatch(checked.cases, checked.events, rejections)
+
+
+@dataclass
+class PreparedChunk:
+    """One chunk of documents turned into storable rows plus its rejections."""
+
+    cases: pl.DataFrame
+    events: pl.DataFrame
+    rejections: list[Rejection]
+    origins: dict[str, str]
+    n_documents: int
+
+
+def prepare_chunk(
+    documents: Iterable[RawDocument], key: PseudonymKey, now: datetime, today: date | None = None
+) -> PreparedChunk:
+    """Parse, anonymize and validate one chunk of documents."""
+    parsed = parse_documents(documents, key)
+    anonymized = anonymize_cases(parsed.cases, key, now)
+    checked = validate_records(anonymized, today)
+    return PreparedChunk(
+        cases=checked.cases,
+        events=checked.events,
+        rejections=[*parsed.rejections, *anonymized.rejections, *checked.rejections],
+        origins=anonymized.origins,
+        n_documents=parsed.n_documents,
+    )
+
+
+def chunked(documents: Iterable[RawDocument], size: int) -> Iterable[list[RawDocument]]:
+    """Split a stream of documents into lists of at most `size`."""
+    batch: list[RawDocument] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

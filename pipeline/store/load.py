@@ -1,43 +1,50 @@
-"""Loading validated rows into DuckDB: one transaction per load, idempotent.
+"""Loading prepared rows into DuckDB: one transaction per load, idempotent.
 
 Loading the same submissions again changes nothing: events are keyed by (case, date,
 stage), cases are merged (first/last seen widened, sources unioned), and quarantine rows
-are keyed by a fingerprint of their input.
+are keyed by a fingerprint of their input. A failure anywhere rolls the whole load back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
+from pipeline.ingest import PreparedChunk
 from pipeline.model import Rejection
 from pipeline.store.db import query_frame
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadResult:
-    """What one load changed."""
+    """What one load read and changed."""
 
     run_id: int
-    n_stored: int
-    n_new_cases: int
-    n_new_events: int
-    n_rejected: int
-    conflicts: list[Rejection]
+    n_read: int = 0
+    n_stored: int = 0
+    n_new_cases: int = 0
+    n_new_events: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def n_rejected(self) -> int:
+        """How many records went to quarantine."""
+        return len(self.rejections)
 
 
-def start_run(con: duckdb.DuckDBPyConnection, flow: str, started_at: datetime) -> int:
-    """Reserve a run id for a flow run (the run row is written with the load)."""
+def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
+    """Reserve a run id (the run's row is written with its load)."""
     row = con.execute("SELECT nextval('run_id_seq')").fetchone()
     assert row is not None
     return int(row[0])
 
 
-def finish_failed_run(
+def record_failed_run(
     con: duckdb.DuckDBPyConnection, run_id: int, flow: str, started_at: datetime, message: str
 ) -> None:
     """Record that a run failed, in its own small transaction, so the health page shows it."""
@@ -48,9 +55,110 @@ def finish_failed_run(
     )
 
 
-def _conflicting_form_types(
-    con: duckdb.DuckDBPyConnection, cases: pl.DataFrame
-) -> pl.DataFrame:
+def record_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, flow: str, started_at: datetime,
+    result: LoadResult, message: str | None = None,
+) -> None:
+    """Write the row of a successful run (inside the caller's transaction)."""
+    con.execute(
+        "INSERT OR REPLACE INTO ingest_runs VALUES (?, ?, ?, now()::TIMESTAMP, 'ok', ?, ?, ?, ?, ?, ?)",
+        [run_id, flow, started_at, result.n_read, result.n_stored, result.n_rejected,
+         result.n_new_cases, result.n_new_events, message],
+    )
+
+
+def load_chunks(
+    con: duckdb.DuckDBPyConnection,
+    chunks: Iterable[PreparedChunk],
+    *,
+    run_id: int,
+    flow: str,
+    started_at: datetime,
+) -> LoadResult:
+    """Store every chunk and record the run, all in one transaction."""
+    result = LoadResult(run_id)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for chunk in chunks:
+            store_chunk(con, chunk, run_id, result)
+        record_run(con, run_id, flow, started_at, result)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def store_chunk(
+    con: duckdb.DuckDBPyConnection, chunk: PreparedChunk, run_id: int, result: LoadResult
+) -> None:
+    """Merge one chunk into the tables (the caller holds the transaction)."""
+    cases, events = chunk.cases, chunk.events
+    conflicts = _conflicting_form_types(con, cases)
+    rejections = [*chunk.rejections, *(
+        Rejection(
+            origin=chunk.origins.get(row["case_id"], "input"),
+            reasons=(
+                f"this case is already stored as {row['stored_form']} but this history says "
+                f"{row['incoming_form']}; one of them is wrong, so neither is changed",
+            ),
+            fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}",
+            case_id=row["case_id"],
+        )
+        for row in conflicts.iter_rows(named=True)
+    )]
+    if conflicts.height:
+        cases = cases.filter(~pl.col("case_id").is_in(conflicts["case_id"]))
+        events = events.filter(~pl.col("case_id").is_in(conflicts["case_id"]))
+    con.register("incoming_cases", cases)
+    con.register("incoming_events", events)
+    try:
+        result.n_new_cases += _scalar(
+            con, "SELECT count(*) FROM incoming_cases i ANTI JOIN cases c USING (case_id)"
+        )
+        result.n_new_events += _scalar(
+            con,
+            "SELECT count(*) FROM (SELECT DISTINCT case_id, event_date, stage FROM incoming_events) i"
+            " ANTI JOIN status_events s USING (case_id, event_date, stage)",
+        )
+        con.execute(_UPSERT_CASES)
+        con.execute(_INSERT_EVENTS, [run_id])
+    finally:
+        con.unregister("incoming_cases")
+        con.unregister("incoming_events")
+    _insert_rejections(con, run_id, rejections)
+    result.n_read += chunk.n_documents
+    result.n_stored += cases.height
+    result.rejections.extend(rejections)
+
+
+_UPSERT_CASES = """
+INSERT INTO cases BY NAME
+SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
+       premium, [source] AS sources, observed_at AS first_seen,
+       observed_at AS last_seen, last_modified, synthetic
+FROM incoming_cases
+ON CONFLICT (case_id) DO UPDATE SET
+    current_office = coalesce(excluded.current_office, cases.current_office),
+    fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
+    received_date = least(cases.received_date, excluded.received_date),
+    premium = coalesce(excluded.premium, cases.premium),
+    sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
+    first_seen = least(cases.first_seen, excluded.first_seen),
+    last_seen = greatest(cases.last_seen, excluded.last_seen),
+    last_modified = greatest(cases.last_modified, excluded.last_modified),
+    synthetic = cases.synthetic AND excluded.synthetic
+"""
+_INSERT_EVENTS = """
+INSERT INTO status_events BY NAME
+SELECT case_id, event_date, stage, any_value(title) AS title,
+       any_value(source) AS source, ? AS run_id
+FROM incoming_events GROUP BY case_id, event_date, stage
+ON CONFLICT DO NOTHING
+"""
+
+
+def _conflicting_form_types(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> pl.DataFrame:
     con.register("incoming_cases", cases)
     try:
         return query_frame(
@@ -61,97 +169,6 @@ def _conflicting_form_types(
         )
     finally:
         con.unregister("incoming_cases")
-
-
-def store_batch(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    run_id: int,
-    flow: str,
-    started_at: datetime,
-    n_read: int,
-    cases: pl.DataFrame,
-    events: pl.DataFrame,
-    rejections: list[Rejection],
-    origins: dict[str, str] | None = None,
-) -> LoadResult:
-    """Store valid rows and rejections and record the run, all in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        conflicts = _conflicting_form_types(con, cases)
-        conflict_rejections = [
-            Rejection(
-                origin=(origins or {}).get(row["case_id"], "input"),
-                reasons=(
-                    f"this case is already stored as {row['stored_form']} but this history says "
-                    f"{row['incoming_form']}; one of them is wrong, so neither is changed",
-                ),
-                fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}",
-                case_id=row["case_id"],
-            )
-            for row in conflicts.iter_rows(named=True)
-        ]
-        if conflicts.height:
-            bad = conflicts["case_id"]
-            cases = cases.filter(~pl.col("case_id").is_in(bad))
-            events = events.filter(~pl.col("case_id").is_in(bad))
-        all_rejections = [*rejections, *conflict_rejections]
-
-        con.register("incoming_cases", cases)
-        con.register("incoming_events", events)
-        new_cases = _scalar(
-            con, "SELECT count(*) FROM incoming_cases i ANTI JOIN cases c USING (case_id)"
-        )
-        new_events = _scalar(
-            con,
-            "SELECT count(*) FROM (SELECT DISTINCT case_id, event_date, stage FROM incoming_events) i"
-            " ANTI JOIN status_events s USING (case_id, event_date, stage)",
-        )
-        con.execute(
-            """
-            INSERT INTO cases BY NAME
-            SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
-                   premium, [source] AS sources, observed_at AS first_seen,
-                   observed_at AS last_seen, last_modified, synthetic
-            FROM incoming_cases
-            ON CONFLICT (case_id) DO UPDATE SET
-                current_office = coalesce(excluded.current_office, cases.current_office),
-                fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
-                received_date = least(cases.received_date, excluded.received_date),
-                premium = coalesce(excluded.premium, cases.premium),
-                sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
-                first_seen = least(cases.first_seen, excluded.first_seen),
-                last_seen = greatest(cases.last_seen, excluded.last_seen),
-                last_modified = greatest(cases.last_modified, excluded.last_modified),
-                synthetic = cases.synthetic AND excluded.synthetic
-            """
-        )
-        con.execute(
-            """
-            INSERT INTO status_events BY NAME
-            SELECT case_id, event_date, stage, any_value(title) AS title,
-                   any_value(source) AS source, ? AS run_id
-            FROM incoming_events GROUP BY case_id, event_date, stage
-            ON CONFLICT DO NOTHING
-            """,
-            [run_id],
-        )
-        _insert_rejections(con, run_id, all_rejections)
-        con.execute(
-            "INSERT INTO ingest_runs VALUES (?, ?, ?, now()::TIMESTAMP, 'ok', ?, ?, ?, ?, ?, NULL)",
-            [run_id, flow, started_at, n_read, cases.height, len(all_rejections), new_cases, new_events],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        for view in ("incoming_cases", "incoming_events"):
-            try:
-                con.unregister(view)
-            except duckdb.Error:
-                pass
-    return LoadResult(run_id, cases.height, new_cases, new_events, len(all_rejections), conflict_rejections)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -167,14 +184,8 @@ def _insert_rejections(
     con.executemany(
         "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP) ON CONFLICT DO NOTHING",
         [
-            [
-                r.fingerprint,
-                run_id,
-                r.origin,
-                r.case_id,
-                list(r.reasons),
-                json.dumps(r.attempt) if r.attempt is not None else None,
-            ]
+            [r.fingerprint, run_id, r.origin, r.case_id, list(r.reasons),
+             json.dumps(r.attempt) if r.attempt is not None else None]
             for r in rejections
         ],
     )

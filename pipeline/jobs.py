@@ -1,0 +1,79 @@
+"""The recipes of each job as plain Python: what the flows run as Prefect tasks, and what
+a one-off CLI command runs in-process when no Prefect server is there to record it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.analytics.stats import RefreshResult, refresh_statistics
+from pipeline.anonymize import load_key
+from pipeline.ingest import chunked, prepare_chunk
+from pipeline.settings import Settings
+from pipeline.sources.files import discover_files, read_documents
+from pipeline.store.db import open_store
+from pipeline.store.load import (
+    LoadResult,
+    next_run_id,
+    record_failed_run,
+    record_run,
+)
+from pipeline.store.load import (
+    load_chunks as _load_chunks,
+)
+from pipeline.store.publish import publish_snapshot
+
+CHUNK_SIZE = 20_000
+
+
+def discover_inputs(paths: Iterable[Path]) -> list[Path]:
+    """The input files under the given paths; a missing path is an error."""
+    return discover_files(paths)
+
+
+def ingest_files(settings: Settings, files: list[Path], flow: str = "ingest") -> LoadResult:
+    """Parse, anonymize, validate and store every document of `files` in one transaction."""
+    settings.ensure_home()
+    key = load_key(settings.key_path)
+    started = datetime.now()
+    with open_store(settings.database_path) as con:
+        run_id = next_run_id(con)
+        chunks = (
+            prepare_chunk(documents, key, started)
+            for documents in chunked(read_documents(files), CHUNK_SIZE)
+        )
+        try:
+            return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started)
+        except Exception as error:
+            record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
+            raise
+
+
+def refresh(settings: Settings) -> RefreshResult:
+    """Recompute the statistics tables and record the run."""
+    settings.ensure_home()
+    started = datetime.now()
+    with open_store(settings.database_path) as con:
+        run_id = next_run_id(con)
+        try:
+            result = refresh_statistics(con, settings.min_group_size)
+        except Exception as error:
+            record_failed_run(con, run_id, "refresh", started, f"{type(error).__name__}: {error}")
+            raise
+        record_run(con, run_id, "refresh", started, LoadResult(run_id, n_read=result.n_cases),
+                   message=f"{result.n_groups} groups, {result.n_suppressed} suppressed")
+    return result
+
+
+def publish(settings: Settings) -> Path:
+    """Publish a fresh read-only snapshot for the dashboard and the CLI."""
+    with open_store(settings.database_path) as con:
+        return publish_snapshot(con, settings.published_dir, settings.min_group_size)
+
+
+def ingest(settings: Settings, paths: Iterable[Path]) -> LoadResult:
+    """The ingest job: discover, load, publish."""
+    result = ingest_files(settings, discover_inputs(paths))
+    publish(settings)
+    return result

@@ -1,0 +1,46 @@
+"""Hermetic tests: every test gets an empty TIMELINES_HOME and none of the caller's settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings, load_settings
+
+READ_BY_THE_CODE = ("TIMELINES_", "USCIS_", "PREFECT_API_URL", "PREFECT_PROFILE")
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_PAYLOADS = REPO / "tests" / "fixtures" / "payloads"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Clear the variables the code reads and point TIMELINES_HOME at an empty folder."""
+    for name in list(os.environ):
+        if name.startswith(READ_BY_THE_CODE):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("TIMELINES_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def settings(clean_environment: Path) -> Settings:
+    """Settings for the per-test TIMELINES_HOME."""
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One temporary Prefect server for the whole session, with its home in a temp folder.
+
+    Tests that run real flows request this fixture; it costs ~20 s once per session.
+    """
+    prefect_home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(prefect_home)
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

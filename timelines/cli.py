@@ -1,0 +1,271 @@
+"""The `timelines` command: what operators and scripts run.
+
+One-off commands run a job in-process, which is quick. When PREFECT_API_URL points at a
+running Prefect server (e.g. `prefect server start`), or with --prefect, they run as Prefect
+flows instead, so the run is recorded and visible in the Prefect UI; with --prefect and no
+server, Prefect starts a temporary one (about 20 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="timelines",
+    help="Open, community-run analytics of how long USCIS cases take.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+PrefectOption = Annotated[
+    bool,
+    typer.Option("--prefect/--in-process",
+                 help="Run as a Prefect flow (default: only when PREFECT_API_URL is set)."),
+]
+
+
+class CliError(Exception):
+    """An error whose message is all the user needs."""
+
+
+def settings() -> Settings:
+    """Settings from the environment, with a clear error when they are wrong."""
+    try:
+        return load_settings()
+    except ValueError as error:
+        raise CliError(str(error)) from error
+
+
+def use_prefect(flag: bool | None) -> bool:
+    """Whether to run through Prefect: forced by flag, else when a server is configured."""
+    return bool(os.environ.get("PREFECT_API_URL")) if flag is None else flag
+
+
+def echo_json(value: Any) -> None:
+    """Print JSON for scripts."""
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the synthetic files into.")],
+    cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="How many cases.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files.")] = 1,
+) -> None:
+    """Write SYNTHETIC case histories in the real input formats (labelled synthetic)."""
+    from pipeline.sources.sample import write_sample
+
+    counts = write_sample(out_dir, cases, seed)
+    typer.echo(
+        f"wrote {sum(counts.values())} synthetic cases to {out_dir} "
+        f"({counts['case_status_api']} as Case Status API answers, "
+        f"{counts['myuscis']} as myUSCIS case_status answers)"
+    )
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.json, .jsonl).")],
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    prefect: PrefectOption = None,  # type: ignore[assignment]
+) -> None:
+    """Parse, anonymize, validate and store case histories; print what was kept and rejected."""
+    from pipeline import jobs
+    from pipeline.sources.files import InputError
+
+    cfg = settings()
+    try:
+        if use_prefect(prefect):
+            from flows.ingest import ingest_flow
+
+            result = ingest_flow([str(p) for p in paths])
+        else:
+            result = jobs.ingest(cfg, paths)
+    except InputError as error:
+        raise CliError(f"cannot ingest: {error}") from error
+    summary = {
+        "run_id": result.run_id,
+        "read": result.n_read,
+        "stored": result.n_stored,
+        "new_cases": result.n_new_cases,
+        "new_events": result.n_new_events,
+        "rejected": result.n_rejected,
+        "rejections": [{"origin": r.origin, "reasons": list(r.reasons)} for r in result.rejections],
+    }
+    if output == "json":
+        echo_json(summary)
+        return
+    typer.echo(
+        f"read {result.n_read} documents: stored {result.n_stored} cases "
+        f"({result.n_new_cases} new cases, {result.n_new_events} new events), "
+        f"rejected {result.n_rejected}"
+    )
+    for rejection in result.rejections[:25]:
+        typer.echo(f"  rejected {rejection.origin}: {'; '.join(rejection.reasons)}")
+    if result.n_rejected > 25:
+        typer.echo(f"  ... and {result.n_rejected - 25} more (all are kept in the quarantine table)")
+
+
+@app.command()
+def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
+    """Recompute the statistics tables and publish them."""
+    from pipeline import jobs
+
+    cfg = settings()
+    if use_prefect(prefect):
+        from flows.ingest import refresh_flow
+
+        result = refresh_flow()
+    else:
+        result = jobs.refresh(cfg)
+        jobs.publish(cfg)
+    typer.echo(
+        f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
+        f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
+    )
+
+
+@app.command()
+def stats(
+    form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
+    office: Annotated[str | None, typer.Option("--office", help="Office code, e.g. NSC.")] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Show processing-time statistics per form type and office."""
+    import polars as pl
+
+    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot, public_stats
+    from pipeline.parse.fields import normalize_form_type
+    from pipeline.receipts import office_of
+
+    if output not in {"table", "json"}:
+        raise CliError(f"--format must be table or json, not {output!r}")
+    cfg = settings()
+    try:
+        snapshot = current_snapshot(cfg.published_dir)
+    except NoSnapshotError as error:
+        raise CliError(str(error)) from error
+    table = public_stats(snapshot.table("case_stats"))
+    if form:
+        try:
+            wanted = normalize_form_type(form)
+        except ValueError as error:
+            raise CliError(str(error)) from error
+        table = table.filter(pl.col("form_type") == wanted)
+    if office:
+        code = office_of(office)
+        if code is None:
+            raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
+        table = table.filter(pl.col("office") == code)
+    rows = table.drop("computed_at").to_dicts()
+    if output == "json":
+        echo_json(rows)
+        return
+    _print_stats_table(rows, snapshot.is_synthetic, cfg.min_group_size)
+
+
+def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = "Days from receipt to decision (Kaplan-Meier; pending cases count as still waiting)"
+    if synthetic:
+        title += "\nSYNTHETIC SAMPLE DATA - not real USCIS cases"
+    table = Table(title=title)
+    for column in ("form", "office", "cases", "decided", "pending", "median (95% CI)", "80th pct", "90th pct"):
+        table.add_column(column, justify="left" if column in {"form", "office"} else "right")
+
+    def days(value: object) -> str:
+        return "not yet reached" if value is None else f"{float(str(value)):.0f}"
+
+    for row in rows:
+        if row["suppressed"]:
+            table.add_row(row["form_type"], row["office"], f"< {k}", "", "", "too few cases to publish", "", "")
+            continue
+        median = days(row["median_days"])
+        if row.get("median_ci_low") is not None:
+            median += f" ({days(row['median_ci_low'])}-{days(row.get('median_ci_high'))})"
+        table.add_row(row["form_type"], row["office"], str(row["n_cases"]), str(row["n_decided"]),
+                      str(row["n_pending"]), median, days(row["p80_days"]), days(row.get("p90_days")))
+    if not rows:
+        typer.echo("no statistics match these filters")
+        return
+    Console(width=max(120, Console().width)).print(table)
+
+
+def dashboard_command(cfg: Settings, port: int) -> list[str]:
+    """The command line that serves the Streamlit dashboard."""
+    app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+@app.command()
+def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501) -> None:
+    """Serve the dashboard on http://localhost:PORT (reads published snapshots only)."""
+    cfg = settings()
+    env = os.environ | {"TIMELINES_HOME": str(cfg.home.resolve())}
+    typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
+    try:
+        subprocess.run(dashboard_command(cfg, port), env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    cases: Annotated[int, typer.Option("--cases", "-n", min=1)] = 3000,
+    seed: Annotated[int, typer.Option()] = 1,
+    port: Annotated[int, typer.Option()] = 8501,
+    serve: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
+) -> None:
+    """Sample + ingest + refresh as Prefect flows, then serve the dashboard."""
+    cfg = settings()
+    cfg.ensure_home()
+    sample_dir = cfg.home / "sample"
+    typer.echo(f"running the demo flow into {cfg.home.resolve()} (synthetic sample of {cases} cases)")
+    from flows.ingest import demo_flow
+
+    loaded, refreshed = demo_flow(str(sample_dir), cases, seed)
+    typer.echo(
+        f"ingested {loaded.n_read} documents ({loaded.n_stored} stored, {loaded.n_rejected} rejected); "
+        f"statistics for {refreshed.n_groups} groups"
+    )
+    if serve:
+        dashboard(port)
+
+
+def _register_commands() -> None:
+    """Import every module of timelines.commands so its commands join the app."""
+    import importlib
+    import pkgutil
+
+    from timelines import commands
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        importlib.import_module(f"timelines.commands.{module}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning known errors into one clear line and exit code 2."""
+    from pipeline.store.db import DatabaseBusyError
+
+    _register_commands()
+    try:
+        app(standalone_mode=True)
+    except (CliError, DatabaseBusyError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
