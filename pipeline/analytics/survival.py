@@ -29,7 +29,13 @@ _LEVEL_TOLERANCE = 1e-10
 
 @dataclass(frozen=True, eq=False)
 class KaplanMeier:
-    """Kaplan–Meier survival curve S(t) = P(still pending after t days), with its bands."""
+    """Kaplan–Meier curve S(t) = P(still pending after t days), with its bands.
+
+    Row i is time timeline[i]: 0 first, then each distinct duration. at_risk counts the cases
+    with duration >= t; on a tie, decisions come before pendings, so a case last seen on the day
+    others were decided is in their risk set (lifelines' convention). ci_low/ci_high are the
+    pointwise log(-log) bands at level 1 - alpha.
+    """
 
     timeline: FloatArray
     survival: FloatArray
@@ -511,7 +517,9 @@ def _check_group_frame(cases: pl.DataFrame, duration_col: str, observed_col: str
         (pl.col("time").is_null() | ~pl.col("time").is_finite() | (pl.col("time") < 0))
         .any()
         .alias("time"),
-        pl.col("_observed").is_null().any().alias("observed"),
+        (pl.col("_observed").is_null() | ~pl.col("_observed").cast(pl.Int64).is_in([0, 1]))
+        .any()
+        .alias("observed"),
     ).row(0)
     if bad[0]:
         raise ValueError(f"{duration_col} must be finite numbers of days >= 0, with no nulls")
