@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.model import CaseRecord, ParsedCase
 from pipeline.receipts import fiscal_year, intake_office, normalize_receipt
+from pipeline.stages import event_order
 
 KEY_ENV = "TIMELINES_PSEUDONYM_KEY"
 MIN_KEY_CHARS = 32
@@ -81,7 +82,7 @@ def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -
         observed_at=case.observed_at or observed_at,
         last_modified=case.last_modified,
         synthetic=case.synthetic,
-        events=sorted(set(case.events), key=lambda e: (e.event_date, e.stage)),
+        events=sorted(set(case.events), key=lambda e: event_order(e.event_date, e.stage)),
     )
 
 

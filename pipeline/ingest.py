@@ -19,6 +19,7 @@ from pipeline.model import CaseRecord, ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
 from pipeline.receipts import InvalidReceiptError
 from pipeline.sources.files import RawDocument, decode, fingerprint
+from pipeline.stages import event_order
 from pipeline.validate import ValidatedBatch, to_frames, validate_frames
 
 
@@ -46,7 +47,7 @@ def parse_documents(documents: Iterable[RawDocument], key: PseudonymKey) -> Pars
                 Rejection(
                     origin=document.origin,
                     reasons=(str(error),),
-                    fingerprint=fingerprint(document.content, key.secret),
+                    fingerprint=fingerprint(document.origin.encode() + b"\0" + document.content, key.secret),
                 )
             )
     return batch
@@ -127,7 +128,7 @@ def _merge_into(seen: CaseRecord, new: CaseRecord) -> None:
     stamps = [t for t in (seen.last_modified, new.last_modified) if t is not None]
     seen.last_modified = max(stamps) if stamps else None
     seen.synthetic = seen.synthetic and new.synthetic
-    seen.events = sorted(set(seen.events) | set(new.events), key=lambda e: (e.event_date, e.stage))
+    seen.events = sorted(set(seen.events) | set(new.events), key=lambda e: event_order(e.event_date, e.stage))
 
 
 @dataclass

@@ -24,6 +24,18 @@ STAGES: tuple[str, ...] = (
     "withdrawn",
     "other",
 )
+# Typical order within a case; used to order events that share a date.
+STAGE_ORDER: dict[str, int] = {stage: rank for rank, stage in enumerate((
+    "received", "biometrics", "transferred", "review", "rfe", "rfe_response", "interview",
+    "other", "approved", "denied", "rejected", "withdrawn", "card_production", "card_mailed",
+))}
+
+
+def event_order(event_date: object, stage: str) -> tuple[object, int]:
+    """Sort key for events: by date, then by the stage's usual place in a case."""
+    return (event_date, STAGE_ORDER.get(stage, len(STAGE_ORDER)))
+
+
 # Stages that close the adjudication: the end point of "receipt -> decision".
 DECISION_STAGES: frozenset[str] = frozenset({"approved", "denied"})
 # A card being produced or mailed implies an approval, even when the history skips "approved".

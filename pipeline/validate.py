@@ -174,10 +174,8 @@ def _reasons_by_index(error: SchemaErrors, frame: pl.DataFrame) -> dict[int, lis
     found: dict[int, list[str]] = {}
     for row in error.failure_cases.iter_rows(named=True):
         index = row["index"]
-        if index is None:  # a schema-wide failure (wrong dtype): every row fails with it
-            indices = list(range(frame.height))
-        else:
-            indices = [int(index)]
+        # a schema-wide failure (wrong dtype) has no index: every row fails with it
+        indices = list(range(frame.height)) if index is None else [int(index)]
         check = str(row["check"])
         column = row["column"]
         if check == "not_nullable":
@@ -227,9 +225,9 @@ def validate_frames(cases: pl.DataFrame, events: pl.DataFrame, today: date | Non
     for case_id in no_events["case_id"]:
         reasons.setdefault(case_id, []).append("the history has no dated status at all")
 
-    bad = pl.Series("case_id", list(reasons), dtype=pl.Utf8)
+    bad = pl.DataFrame({"case_id": list(reasons)}, schema={"case_id": pl.Utf8})
     return ValidatedBatch(
-        cases=cases.filter(~pl.col("case_id").is_in(bad)),
-        events=events.filter(~pl.col("case_id").is_in(bad)),
+        cases=cases.join(bad, on="case_id", how="anti"),
+        events=events.join(bad, on="case_id", how="anti"),
         reasons=reasons,
     )

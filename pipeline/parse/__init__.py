@@ -13,7 +13,7 @@ from pipeline.model import ParsedCase, StatusEvent
 from pipeline.parse.case_status_api import looks_like_case_status_api, parse_case_status_api
 from pipeline.parse.errors import ParseError
 from pipeline.parse.myuscis import myuscis_kind, parse_myuscis
-from pipeline.stages import GENERIC_TITLES
+from pipeline.stages import GENERIC_TITLES, event_order
 
 __all__ = ["ParseError", "merge_cases", "parse_document", "register_shape"]
 
@@ -80,7 +80,7 @@ def with_receipt_event(case: ParsedCase) -> ParsedCase:
         title = GENERIC_TITLES["received"]
         case.events = sorted(
             [*case.events, StatusEvent(case.received_date, title, "received")],
-            key=lambda e: (e.event_date, e.stage),
+            key=lambda e: event_order(e.event_date, e.stage),
         )
     return case
 
@@ -103,7 +103,7 @@ def merge_cases(cases: list[ParsedCase]) -> list[ParsedCase]:
         seen.premium = seen.premium if seen.premium is not None else case.premium
         dates = [d for d in (seen.received_date, case.received_date) if d is not None]
         seen.received_date = min(dates) if dates else None
-        seen.events = sorted(set(seen.events) | set(case.events), key=lambda e: (e.event_date, e.stage))
+        seen.events = sorted(set(seen.events) | set(case.events), key=lambda e: event_order(e.event_date, e.stage))
         stamps = [t for t in (seen.last_modified, case.last_modified) if t is not None]
         seen.last_modified = max(stamps) if stamps else None
         seen.synthetic = seen.synthetic or case.synthetic

@@ -8,7 +8,7 @@ from pipeline.model import ParsedCase, StatusEvent
 from pipeline.parse.errors import ParseError
 from pipeline.parse.fields import date_in_text, normalize_form_type, parse_date, parse_datetime
 from pipeline.receipts import InvalidReceiptError, normalize_receipt
-from pipeline.stages import classify, clean_text
+from pipeline.stages import classify, clean_text, event_order
 
 SOURCE = "case_status_api"
 
@@ -60,7 +60,7 @@ def parse_case_status_api(payload: dict[str, Any]) -> ParsedCase:
         source=SOURCE,
         form_type=normalize_form_type(body.get("formType")),
         received_date=received,
-        events=sorted(set(events), key=lambda e: (e.event_date, e.stage)),
+        events=sorted(set(events), key=lambda e: event_order(e.event_date, e.stage)),
         last_modified=modified,
         synthetic=bool(payload.get("_synthetic", False)),
     )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from pipeline.parse.errors import ParseError
 
 _FORM_RE = re.compile(r"^(I|N|G|EOIR)[-\s]?([0-9]{1,4})([A-Z]{0,3})$")
-_MONTHS = (
-    "january february march april may june july august september october november december"
-).split()
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
 _TEXT_DATE_RE = re.compile(
     r"\b(?:on|as of)\s+(" + "|".join(_MONTHS) + r")\s+([0-9]{1,2}),\s*([0-9]{4})",
     re.IGNORECASE,
@@ -59,7 +57,7 @@ def parse_datetime(raw: object) -> datetime | None:
         except ValueError:
             parsed = _parse_offset_iso(text)
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         return parsed
     for fmt in _DATETIME_FORMATS:
         try:

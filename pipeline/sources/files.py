@@ -30,6 +30,7 @@ class RawDocument:
     origin: str
     content: bytes
     observed_at: datetime
+    read_error: str | None = None
 
 
 class InputError(ValueError):
@@ -60,19 +61,24 @@ def discover_files(paths: Iterable[Path]) -> list[Path]:
 def read_documents(paths: Iterable[Path]) -> Iterator[RawDocument]:
     """Yield every document in the given files and folders."""
     for file in discover_files(paths):
-        observed = datetime.fromtimestamp(file.stat().st_mtime)
         name = scrub(file.name)
-        if file.suffix.lower() in LINES_SUFFIXES:
-            with file.open("rb") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        yield RawDocument(f"{name}:{number}", line, observed)
-        else:
-            yield RawDocument(name, file.read_bytes(), observed)
+        try:
+            observed = datetime.fromtimestamp(file.stat().st_mtime)
+            if file.suffix.lower() in LINES_SUFFIXES:
+                with file.open("rb") as handle:
+                    for number, line in enumerate(handle, start=1):
+                        if line.strip():
+                            yield RawDocument(f"{name}:{number}", line, observed)
+            else:
+                yield RawDocument(name, file.read_bytes(), observed)
+        except OSError as error:  # unreadable: quarantined with its reason, the rest goes on
+            yield RawDocument(name, b"", datetime.now(), read_error=error.strerror or str(error))
 
 
 def decode(document: RawDocument) -> object:
     """Decode one document's JSON, or raise ValueError with a message a user can act on."""
+    if document.read_error is not None:
+        raise ValueError(f"the file could not be read ({document.read_error})")
     if len(document.content) > MAX_DOCUMENT_BYTES:
         raise ValueError(
             f"the input is {len(document.content) / 1e6:.1f} MB; a case history is far smaller "

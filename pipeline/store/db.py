@@ -116,4 +116,5 @@ def query_frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
 ) -> pl.DataFrame:
     """Run a query and return a polars DataFrame (DuckDB 2 has .pl() on relations only)."""
-    return con.sql(sql, params=params).pl()
+    frame: pl.DataFrame = con.sql(sql, params=params).pl()
+    return frame

@@ -108,8 +108,8 @@ def store_chunk(
         for row in conflicts.iter_rows(named=True)
     )]
     if conflicts.height:
-        cases = cases.filter(~pl.col("case_id").is_in(conflicts["case_id"]))
-        events = events.filter(~pl.col("case_id").is_in(conflicts["case_id"]))
+        cases = cases.join(conflicts.select("case_id"), on="case_id", how="anti")
+        events = events.join(conflicts.select("case_id"), on="case_id", how="anti")
     con.register("incoming_cases", cases)
     con.register("incoming_events", events)
     try:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up the locked environment: uv (if missing) and the project's .venv from uv.lock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v uv >/dev/null 2>&1; then
+  echo "== installing uv (the package manager that reads uv.lock)"
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+echo "== installing the locked environment into .venv"
+uv sync --frozen "$@"

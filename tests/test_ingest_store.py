@@ -1,0 +1,128 @@
+"""The ingest job against a real DuckDB file: idempotent, transactional, receipts never stored."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import jobs
+from pipeline.settings import Settings
+from pipeline.sources.sample import write_sample
+from pipeline.store.db import DatabaseBusyError, connect
+
+RECEIPT = re.compile(r"[A-Z]{3}[0-9]{10}")
+
+
+def table_contents(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            "cases": con.execute("SELECT * EXCLUDE (first_seen, last_seen) FROM cases ORDER BY case_id").fetchall(),
+            "events": con.execute("SELECT * EXCLUDE (run_id) FROM status_events ORDER BY ALL").fetchall(),
+            "quarantine": con.execute("SELECT fingerprint, reasons FROM quarantine ORDER BY 1").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sample_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "sample"
+    write_sample(out, 400, seed=11, as_of=date(2025, 6, 1))
+    bad = {"case_status": {"receiptNumber": "EAC2490000001", "formType": "I-765",
+                           "submittedDate": "01-10-2024 10:00:00", "modifiedDate": "01-01-2099 10:00:00",
+                           "current_case_status_text_en": "Case Was Approved"}}
+    (out / "future.json").write_text(json.dumps(bad))
+    (out / "broken.json").write_text('{"case_status": ')
+    return out
+
+
+def test_ingesting_twice_changes_nothing(settings: Settings, sample_dir: Path) -> None:
+    first = jobs.ingest(settings, [sample_dir])
+    assert (first.n_read, first.n_stored, first.n_rejected) == (402, 400, 2)
+    assert first.n_new_cases == 400 and first.n_new_events > 400
+    before = table_contents(settings.database_path)
+    second = jobs.ingest(settings, [sample_dir])
+    assert (second.n_new_cases, second.n_new_events) == (0, 0)
+    assert table_contents(settings.database_path) == before
+
+
+def test_rejections_say_why_in_plain_words(settings: Settings, sample_dir: Path) -> None:
+    result = jobs.ingest(settings, [sample_dir])
+    reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
+    assert "in the future" in reasons["future.json"]
+    assert "not valid JSON" in reasons["broken.json"]
+
+
+def test_no_receipt_number_reaches_the_database(settings: Settings, sample_dir: Path) -> None:
+    jobs.ingest(settings, [sample_dir])
+    jobs.refresh(settings)
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+            dump = str(con.execute(f"SELECT * FROM {table}").fetchall())
+            assert not RECEIPT.search(dump), f"receipt-like text in {table}"
+    finally:
+        con.close()
+
+
+def test_a_bad_chunk_rolls_back_the_whole_load(
+    settings: Settings, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs.ingest(settings, [sample_dir])
+    before = table_contents(settings.database_path)
+    more = tmp_path / "more"
+    write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
+    monkeypatch.setattr(jobs, "CHUNK_SIZE", 50)  # many chunks in one transaction
+    original = jobs.prepare_chunk
+    calls = {"n": 0}
+
+    def failing_prepare(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk vanished")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "prepare_chunk", failing_prepare)
+    with pytest.raises(OSError, match="disk vanished"):
+        jobs.ingest(settings, [more])
+    assert table_contents(settings.database_path) == before
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        status = con.execute("SELECT status, message FROM ingest_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    finally:
+        con.close()
+    assert status is not None and status[0] == "failed" and "disk vanished" in status[1]
+
+
+def test_a_held_database_gives_a_clear_message(settings: Settings, sample_dir: Path) -> None:
+    jobs.ingest(settings, [sample_dir])
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb,time; c=duckdb.connect({str(settings.database_path)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(DatabaseBusyError, match="in use by another process"):
+            connect(settings.database_path, wait_seconds=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_unreadable_file_is_quarantined_and_the_rest_ingested(
+    settings: Settings, sample_dir: Path
+) -> None:
+    result = jobs.ingest(settings, [sample_dir, Path("/proc/self/mem")])
+    assert result.n_stored == 400
+    reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
+    assert "could not be read" in reasons["mem"]
