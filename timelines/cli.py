@@ -8,6 +8,7 @@ server, Prefect starts a temporary one (about 20 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -219,10 +220,8 @@ def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 85
     cfg = settings()
     env = os.environ | {"TIMELINES_HOME": str(cfg.home.resolve())}
     typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(dashboard_command(cfg, port), env=env, check=False)
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
