@@ -1,0 +1,51 @@
+"""The Prefect flows, run for real against a temporary Prefect server and a DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.analytics.snapshot import current_snapshot
+from pipeline.settings import Settings
+from pipeline.sources.sample import write_sample
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ingest_flow_twice_then_refresh(settings: Settings, tmp_path: Path) -> None:
+    from flows.ingest import ingest_flow, refresh_flow
+
+    sample = tmp_path / "sample"
+    write_sample(sample, 600, seed=5, as_of=date(2025, 6, 1))
+    first = ingest_flow([str(sample)])
+    second = ingest_flow([str(sample)])
+    assert first.n_new_cases == 600 and first.n_rejected == 0
+    assert (second.n_new_cases, second.n_new_events) == (0, 0)
+
+    refreshed = refresh_flow()
+    assert refreshed.n_cases == 600
+    stats = current_snapshot(settings.published_dir).table("case_stats")
+    assert stats["n_cases"].sum() == 600
+    published = stats.filter(~stats["suppressed"])
+    assert published.height > 0
+    assert (published["n_decided"] + published["n_pending"] == published["n_cases"]).all()
+
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        runs = con.execute("SELECT flow, status FROM ingest_runs ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+    assert runs == [("ingest", "ok"), ("ingest", "ok"), ("refresh", "ok")]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_flow_runs_the_whole_pipeline(settings: Settings) -> None:
+    from flows.ingest import demo_flow
+
+    loaded, refreshed = demo_flow(str(settings.home / "sample"), 300, 2)
+    assert loaded.n_stored == 300
+    assert refreshed.n_groups > 10
+    snapshot = current_snapshot(settings.published_dir)
+    assert snapshot.is_synthetic
