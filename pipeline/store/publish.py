@@ -19,14 +19,76 @@ import duckdb
 KEEP_SNAPSHOTS = 3
 POINTER = "CURRENT"
 
+# Tables whose rows carry a `suppressed` flag, with the columns a suppressed row keeps: every
+# other column (counts included) is published empty, so a group under k shows only that it is
+# too small.
+SUPPRESSED_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "case_stats": (("form_type", "office"), "form_type, office"),
+    "group_stats": (
+        ("grouping", "office_basis", "form_type", "office", "cohort"),
+        "grouping, office_basis, form_type, office, cohort",
+    ),
+    "stage_stats": (("segment", "form_type", "office"), "segment, form_type, office"),
+    "outcome_curves": (("form_type", "office", "day"), "form_type, office, day"),
+    "decision_trends": (
+        ("form_type", "office", "decision_month"), "form_type, office, decision_month"
+    ),
+    "silent_updates": (("office", "week"), "office, week"),
+}
+
+METHOD_NOTE = (
+    "Methods differ. USCIS: the time within which 80% of the cases it completed over the last"
+    " six months were decided (finished cases only). Community p80: Kaplan-Meier 80th percentile"
+    " from receipt to decision over all our cases, pending ones counted as still waiting, so it"
+    " reflects today's backlog; recent_completed_p80_days is the closest like-for-like figure."
+)
+
+# The official figure beside ours per form x office (current office: where USCIS counts it).
+# {k} is the minimum group size; {note} the method note.
+OFFICIAL_COMPARISON_SQL = """
+WITH latest AS (
+    SELECT * FROM official_processing_times
+    QUALIFY row_number() OVER (
+        PARTITION BY form_type, office, subtype ORDER BY publication_date DESC) = 1
+), community AS (
+    SELECT * FROM group_stats WHERE grouping = 'office' AND office_basis = 'current'
+), recent AS (
+    SELECT form_type, current_office AS office, count(*) AS n_recent,
+           quantile_disc(duration_days, 0.8) AS p80_recent
+    FROM case_durations
+    WHERE decided AND decided_on > (SELECT max(seen_until) FROM case_durations) - INTERVAL 6 MONTH
+    GROUP BY ALL
+)
+SELECT o.form_type, o.office, o.subtype, o.subtype_info, o.publication_date,
+       o.official_p80_days, o.official_other_days, o.service_request_date,
+       CASE WHEN c.suppressed THEN NULL ELSE c.n_cases END AS community_n_cases,
+       CASE WHEN c.suppressed THEN NULL ELSE c.n_pending END AS community_n_pending,
+       coalesce(c.suppressed, false) AS community_suppressed,
+       c.p80_days AS community_p80_days, c.p80_ci_low AS community_p80_ci_low,
+       c.p80_ci_high AS community_p80_ci_high, c.median_days AS community_median_days,
+       CASE WHEN r.n_recent >= {k} THEN r.n_recent END AS recent_completed_n,
+       CASE WHEN r.n_recent >= {k} THEN r.p80_recent END AS recent_completed_p80_days,
+       c.p80_days - o.official_p80_days AS difference_days,
+       '{note}' AS method_note
+FROM latest o
+LEFT JOIN community c USING (form_type, office)
+LEFT JOIN recent r USING (form_type, office)
+ORDER BY o.form_type, o.office, o.subtype
+"""
+
 # name -> query; nothing here holds a case id or a receipt number.
 PUBLISHED_TABLES: dict[str, str] = {
-    "case_stats": "SELECT * FROM case_stats ORDER BY form_type, office",
     "durations": (
         "SELECT form_type, intake_office, current_office, received_month, decision_month,"
-        " outcome, duration_days, decided, had_rfe, had_interview, transferred, premium, synthetic"
+        " outcome, duration_days, decided, had_rfe, had_interview, transferred, premium, synthetic,"
+        " had_biometrics, had_rfe_response"
         " FROM case_durations"
     ),
+    "official_processing_times": (
+        "SELECT * EXCLUDE (imported_at) FROM official_processing_times"
+        " ORDER BY form_type, office, subtype, publication_date"
+    ),
+    "official_comparison": OFFICIAL_COMPARISON_SQL,
     "runs": "SELECT * FROM ingest_runs ORDER BY run_id DESC LIMIT 500",
     "quarantine_reasons": (
         "SELECT reason, count(*) AS n_records, max(created_at) AS last_seen"
@@ -36,6 +98,29 @@ PUBLISHED_TABLES: dict[str, str] = {
 }
 
 
+def suppressed_query(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """SELECT of a statistics table with every figure and count blanked on suppressed rows."""
+    kept, order = SUPPRESSED_TABLES[table]
+    columns = [row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+        " ORDER BY ordinal_position", [table],
+    ).fetchall()]
+    always = {*kept, "suppressed", "computed_at"}
+    select = ", ".join(
+        c if c in always else f"CASE WHEN suppressed THEN NULL ELSE {c} END AS {c}"
+        for c in columns
+    )
+    return f"SELECT {select} FROM {table} ORDER BY {order} NULLS LAST"
+
+
+def published_queries(con: duckdb.DuckDBPyConnection, min_group_size: int) -> dict[str, str]:
+    """Every published table's query, for a minimum group size."""
+    queries = {name: suppressed_query(con, name) for name in SUPPRESSED_TABLES}
+    for name, query in PUBLISHED_TABLES.items():
+        queries[name] = query.format(k=int(min_group_size), note=METHOD_NOTE.replace("'", "''"))
+    return queries
+
+
 def publish_snapshot(con: duckdb.DuckDBPyConnection, published_dir: Path, min_group_size: int) -> Path:
     """Write a new snapshot and point CURRENT at it; return its folder."""
     published_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +128,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, published_dir: Path, min_gr
     staging = published_dir / f".staging-{stamp}-{os.getpid()}"
     staging.mkdir()
     try:
-        for name, query in PUBLISHED_TABLES.items():
+        for name, query in published_queries(con, min_group_size).items():
             target = staging / f"{name}.parquet"
             con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
         meta = _meta(con, stamp, min_group_size)
