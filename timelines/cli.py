@@ -141,11 +141,16 @@ def stats(
     form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
     office: Annotated[str | None, typer.Option("--office", help="Office code, e.g. NSC.")] = None,
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    by: Annotated[str, typer.Option(
+        "--by", help="office (form x office), cohort (form x office x filing month), "
+                     "form (all offices) or form-cohort (form x filing month).")] = "office",
+    office_basis: Annotated[str, typer.Option(
+        "--office-basis", help="intake (office of the receipt) or current (office holding "
+                               "the case now, where known).")] = "intake",
 ) -> None:
-    """Show processing-time statistics per form type and office."""
-    import polars as pl
-
-    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot, public_stats
+    """Show processing-time statistics per form type and office (or filing month)."""
+    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot
+    from pipeline.analytics.stats_view import StaleSnapshotError, stats_rows
     from pipeline.parse.fields import normalize_form_type
     from pipeline.receipts import office_of
 
@@ -153,22 +158,17 @@ def stats(
         raise CliError(f"--format must be table or json, not {output!r}")
     cfg = settings()
     try:
-        snapshot = current_snapshot(cfg.published_dir)
-    except NoSnapshotError as error:
+        wanted = normalize_form_type(form) if form else None
+    except ValueError as error:
         raise CliError(str(error)) from error
-    table = public_stats(snapshot.table("case_stats"))
-    if form:
-        try:
-            wanted = normalize_form_type(form)
-        except ValueError as error:
-            raise CliError(str(error)) from error
-        table = table.filter(pl.col("form_type") == wanted)
-    if office:
-        code = office_of(office)
-        if code is None:
-            raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
-        table = table.filter(pl.col("office") == code)
-    rows = table.drop("computed_at").to_dicts()
+    code = office_of(office) if office else None
+    if office and code is None:
+        raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
+    try:
+        snapshot = current_snapshot(cfg.published_dir)
+        rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis)
+    except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
+        raise CliError(str(error)) from error
     if output == "json":
         echo_json(rows)
         return
@@ -179,29 +179,37 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
     from rich.console import Console
     from rich.table import Table
 
-    title = "Days from receipt to decision (Kaplan-Meier; pending cases count as still waiting)"
-    if synthetic:
-        title += "\nSYNTHETIC SAMPLE DATA - not real USCIS cases"
-    table = Table(title=title)
-    for column in ("form", "office", "cases", "decided", "pending", "median (95% CI)", "80th pct", "90th pct"):
-        table.add_column(column, justify="left" if column in {"form", "office"} else "right")
-
-    def days(value: object) -> str:
-        return "not yet reached" if value is None else f"{float(str(value)):.0f}"
-
-    for row in rows:
-        if row["suppressed"]:
-            table.add_row(row["form_type"], row["office"], f"< {k}", "", "", "too few cases to publish", "", "")
-            continue
-        median = days(row["median_days"])
-        if row.get("median_ci_low") is not None:
-            median += f" ({days(row['median_ci_low'])}-{days(row.get('median_ci_high'))})"
-        table.add_row(row["form_type"], row["office"], str(row["n_cases"]), str(row["n_decided"]),
-                      str(row["n_pending"]), median, days(row["p80_days"]), days(row.get("p90_days")))
     if not rows:
         typer.echo("no statistics match these filters")
         return
-    Console(width=max(120, Console().width)).print(table)
+    title = "Days from receipt to decision (Kaplan-Meier; pending cases count as still waiting)"
+    if synthetic:
+        title += "\nSYNTHETIC SAMPLE DATA - not real USCIS cases"
+    with_cohort = "cohort" in rows[0]
+    columns = ["form", "office", *(["filed"] if with_cohort else []), "cases", "decided",
+               "pending", "median (95% CI)", "80th pct (95% CI)", "90th pct", "approved"]
+    table = Table(title=title, caption="'not yet' = too few cases decided so far to reach it")
+    for column in columns:
+        table.add_column(column, justify="left" if column in {"form", "office", "filed"} else "right")
+
+    def days(value: object) -> str:
+        return "not yet" if value is None else f"{float(str(value)):.0f}"
+
+    def with_ci(row: dict[str, Any], name: str) -> str:
+        text = days(row[f"{name}_days"])
+        if row[f"{name}_days"] is not None:
+            text += f" ({days(row[f'{name}_ci_low'])}-{days(row[f'{name}_ci_high'])})"
+        return text
+
+    for row in rows:
+        keys = [row["form_type"], row["office"] or "all", *([row["cohort"]] if with_cohort else [])]
+        if row["suppressed"]:
+            table.add_row(*keys, f"< {k}", "", "", "too few cases to publish", "", "", "")
+            continue
+        approved = "" if row["approval_rate"] is None else f"{100 * row['approval_rate']:.0f}%"
+        table.add_row(*keys, str(row["n_cases"]), str(row["n_decided"]), str(row["n_pending"]),
+                      with_ci(row, "median"), with_ci(row, "p80"), days(row["p90_days"]), approved)
+    Console(width=max(130, Console().width)).print(table)
 
 
 def dashboard_command(cfg: Settings, port: int) -> list[str]:

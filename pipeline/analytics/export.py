@@ -1,0 +1,199 @@
+"""Open data: the aggregated, suppressed statistics as CSV and Parquet, with a data dictionary.
+
+Only group-level tables leave: never a case id, never a row per case. Groups under k come
+out as a row that says `suppressed = true` and holds no count and no figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.analytics.snapshot import Snapshot
+
+# exported name -> (published table, what a row is)
+EXPORTED_TABLES: dict[str, tuple[str, str]] = {
+    "processing_times": (
+        "group_stats",
+        "Days from receipt to first decision per form x office (x filing month), Kaplan-Meier "
+        "with pending cases censored, and outcome shares. `grouping` says which keys are set.",
+    ),
+    "stage_times": (
+        "stage_stats",
+        "Days between two stages per form x intake office (office empty = all offices); "
+        "cases still waiting for the end stage are censored.",
+    ),
+    "outcome_curves": (
+        "outcome_curves",
+        "Share approved, denied and still pending by day t after receipt per form x intake "
+        "office (Aalen-Johansen: outcomes compete, pending cases censored).",
+    ),
+    "decision_trends": (
+        "decision_trends",
+        "Cases decided per decision month, how long those took, and cases known to be still "
+        "pending at the month's end, per form x intake office.",
+    ),
+    "official_comparison": (
+        "official_comparison",
+        "USCIS's published processing time beside the community figures per form x office.",
+    ),
+    "silent_updates": (
+        "silent_updates",
+        "Per office and week: cases USCIS modified, and modifications with no status change.",
+    ),
+}
+FORBIDDEN_COLUMNS = frozenset({"case_id", "receipt_number", "received_date", "decided_on"})
+
+COLUMN_DOCS: dict[str, str] = {
+    "grouping": "office | cohort | form | form_cohort: which keys of the row are set",
+    "office_basis": "intake (office of the receipt prefix), current (office holding the case, "
+                    "intake where unknown) or all (all offices together)",
+    "form_type": "USCIS form, e.g. I-485",
+    "office": "office code (NSC, TSC, VSC, CSC, NBC, PSC, ELIS); empty = all offices",
+    "cohort": "filing month (first day of the month the case was received)",
+    "segment": "which stage-to-stage time, e.g. receipt_to_biometrics, rfe_to_response",
+    "n_cases": "cases in the group (empty when suppressed)",
+    "n_decided": "cases that reached the end point (decision, or the segment's end stage)",
+    "n_pending": "cases still waiting, counted as censored on the day last seen",
+    "suppressed": "true when the group has fewer than k cases: no counts or figures published",
+    "median_days": "Kaplan-Meier median days (empty: not reached yet, or suppressed)",
+    "median_ci_low": "lower end of the median's 95% confidence interval",
+    "median_ci_high": "upper end of the median's 95% interval (empty: could be longer)",
+    "p80_days": "Kaplan-Meier 80th percentile days (the share USCIS publishes)",
+    "p80_ci_low": "lower end of the 80th percentile's 95% interval",
+    "p80_ci_high": "upper end of the 80th percentile's 95% interval (empty: could be longer)",
+    "p90_days": "Kaplan-Meier 90th percentile days",
+    "p90_ci_low": "lower end of the 90th percentile's 95% interval",
+    "p90_ci_high": "upper end of the 90th percentile's 95% interval (empty: could be longer)",
+    "naive_median_days": "median of finished cases only, for contrast (biased short)",
+    "approval_rate": "approved / decided",
+    "approval_ci_low": "Wilson 95% interval, low end", "approval_ci_high": "Wilson 95%, high end",
+    "denial_rate": "denied / decided",
+    "denial_ci_low": "Wilson 95% interval, low end", "denial_ci_high": "Wilson 95%, high end",
+    "rfe_rate": "cases with a request for evidence so far / all cases",
+    "rfe_ci_low": "Wilson 95% interval, low end", "rfe_ci_high": "Wilson 95%, high end",
+    "transfer_rate": "cases transferred to another office so far / all cases",
+    "transfer_ci_low": "Wilson 95% interval, low end", "transfer_ci_high": "Wilson 95%, high end",
+    "synthetic_share": "share of the group's cases that are synthetic sample data",
+    "computed_at": "when the statistics were computed",
+    "day": "days after receipt",
+    "n_at_risk": "cases still open after `day` days (what the shares at that day rest on)",
+    "approved_share": "estimated share approved within `day` days",
+    "approved_ci_low": "95% interval, low end", "approved_ci_high": "95% interval, high end",
+    "denied_share": "estimated share denied within `day` days",
+    "denied_ci_low": "95% interval, low end", "denied_ci_high": "95% interval, high end",
+    "still_pending_share": "estimated share not yet decided, withdrawn or rejected by `day`",
+    "decision_month": "month of the decision (first day of the month)",
+    "n_pending_end": "cases known to be still pending at the end of the month",
+    "subtype": "USCIS's form category key",
+    "subtype_info": "USCIS's description of the category",
+    "publication_date": "when USCIS published the figure",
+    "official_p80_days": "USCIS: 80% of cases completed in the last six months took at most "
+                         "this many days (months converted at 30.44 days)",
+    "official_p80_value": "USCIS's figure as published", "official_p80_unit": "its unit",
+    "official_other_days": "the second value of USCIS's range, in days (not a minimum)",
+    "service_request_date": "USCIS's case inquiry date: receipts before it may ask about delay",
+    "community_n_cases": "our cases of this form at this (current) office",
+    "community_n_pending": "... of which still pending",
+    "community_suppressed": "true when we have fewer than k cases: no community figures",
+    "community_p80_days": "our Kaplan-Meier 80th percentile, pending cases censored",
+    "community_p80_ci_low": "its 95% interval, low end",
+    "community_p80_ci_high": "its 95% interval, high end",
+    "community_median_days": "our Kaplan-Meier median",
+    "recent_completed_n": "our cases decided in the six months before the data ends",
+    "recent_completed_p80_days": "80th percentile days of those: closest to USCIS's method",
+    "difference_days": "community_p80_days - official_p80_days",
+    "method_note": "how the two figures differ",
+    "week": "Monday of the week USCIS modified the cases",
+    "n_modifications": "times a case's last-modified stamp moved between two polls",
+    "n_silent_updates": "of those, with no new status",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    directory: Path
+    files: tuple[Path, ...]
+    n_rows: dict[str, int]
+
+
+def public_table(snapshot: Snapshot, table: str) -> pl.DataFrame:
+    """A published table with suppressed rows emptied again, refusing any case-level column."""
+    frame = snapshot.table(table)
+    leaked = FORBIDDEN_COLUMNS & set(frame.columns)
+    if leaked:
+        raise ValueError(f"{table} holds case-level columns {sorted(leaked)}: not exportable")
+    if "suppressed" in frame.columns:
+        keys = {"grouping", "office_basis", "form_type", "office", "cohort", "segment", "day",
+                "decision_month", "week", "suppressed", "computed_at"}
+        frame = frame.with_columns(
+            [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c)
+             for c in frame.columns if c not in keys]
+        )
+    return frame
+
+
+def export_tables(snapshot: Snapshot, directory: Path) -> ExportResult:
+    """Write every exported table as CSV and Parquet plus data_dictionary.{md,csv}."""
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} is a file, not a folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    written: list[Path] = []
+    counts: dict[str, int] = {}
+    try:
+        tables: dict[str, pl.DataFrame] = {}
+        for name, (source, _) in EXPORTED_TABLES.items():
+            if not (snapshot.path / f"{source}.parquet").exists():
+                continue
+            tables[name] = public_table(snapshot, source)
+            tables[name].write_parquet(staging / f"{name}.parquet")
+            tables[name].write_csv(staging / f"{name}.csv")
+            counts[name] = tables[name].height
+        _write_dictionary(staging, tables, snapshot)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, directory / path.name)
+            written.append(directory / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(directory, tuple(written), counts)
+
+
+def _write_dictionary(folder: Path, tables: dict[str, pl.DataFrame], snapshot: Snapshot) -> None:
+    k = snapshot.meta.get("min_group_size")
+    lines = [
+        "# uscis-timelines open data",
+        "",
+        f"Snapshot {snapshot.stamp}; statistics computed {snapshot.meta.get('stats_computed_at')};"
+        f" data seen until {snapshot.meta.get('data_seen_until')}.",
+        f"Groups with fewer than {k} cases are suppressed: they appear with `suppressed = true`"
+        " and no counts or figures. No case identifiers and no per-case rows are included.",
+        "Durations are Kaplan-Meier estimates with still-pending cases right-censored at the"
+        " day they were last seen; intervals are 95%. See docs/methodology.md.",
+    ]
+    if snapshot.is_synthetic:
+        lines += ["", "**SYNTHETIC SAMPLE DATA: these figures are not about real USCIS cases.**"]
+    rows: list[list[str]] = [["table", "column", "type", "description"]]
+    for name, frame in tables.items():
+        lines += ["", f"## {name} ({name}.csv, {name}.parquet)", "", EXPORTED_TABLES[name][1], "",
+                  "| column | type | description |", "|---|---|---|"]
+        for column, dtype in frame.schema.items():
+            doc = COLUMN_DOCS.get(column, "")
+            lines.append(f"| {column} | {dtype} | {doc} |")
+            rows.append([name, column, str(dtype), doc])
+    (folder / "data_dictionary.md").write_text("\n".join(lines) + "\n")
+    with (folder / "data_dictionary.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    (folder / "meta.json").write_text(json.dumps(
+        {"snapshot": snapshot.stamp, "min_group_size": k, "synthetic": snapshot.is_synthetic,
+         "tables": {name: frame.height for name, frame in tables.items()}}, indent=2))

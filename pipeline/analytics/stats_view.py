@@ -1,0 +1,77 @@
+"""What `timelines stats` shows: the published group statistics, filtered and suppressed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from pipeline.analytics.snapshot import Snapshot
+
+# --by value -> the grouping of group_stats it reads
+BY_GROUPING: dict[str, str] = {
+    "office": "office", "cohort": "cohort", "form": "form", "form-cohort": "form_cohort",
+}
+OFFICE_BASES = ("intake", "current")
+STATS_FIELDS: tuple[str, ...] = (
+    "form_type", "office", "office_basis", "cohort",
+    "n_cases", "n_decided", "n_pending", "suppressed",
+    "median_days", "median_ci_low", "median_ci_high",
+    "p80_days", "p80_ci_low", "p80_ci_high",
+    "p90_days", "p90_ci_low", "p90_ci_high",
+    "naive_median_days",
+    "approval_rate", "approval_ci_low", "approval_ci_high",
+    "denial_rate", "denial_ci_low", "denial_ci_high",
+    "rfe_rate", "rfe_ci_low", "rfe_ci_high",
+    "transfer_rate", "transfer_ci_low", "transfer_ci_high",
+    "synthetic_share",
+)
+_KEYS = {"form_type", "office", "office_basis", "cohort", "suppressed"}
+
+
+class StaleSnapshotError(LookupError):
+    """The published snapshot predates these statistics."""
+
+
+def stats_rows(
+    snapshot: Snapshot,
+    *,
+    form: str | None = None,
+    office: str | None = None,
+    by: str = "office",
+    office_basis: str = "intake",
+) -> list[dict[str, Any]]:
+    """Rows of published statistics, every figure and count empty for groups under k."""
+    if by not in BY_GROUPING:
+        raise ValueError(f"--by must be one of {', '.join(BY_GROUPING)}, not {by!r}")
+    if office_basis not in OFFICE_BASES:
+        raise ValueError(f"--office-basis must be intake or current, not {office_basis!r}")
+    if not (snapshot.path / "group_stats.parquet").exists():
+        raise StaleSnapshotError(
+            "the published statistics predate this version: run `timelines refresh`"
+        )
+    grouping = BY_GROUPING[by]
+    basis = office_basis if grouping in {"office", "cohort"} else "all"
+    conditions = [pl.col("grouping") == grouping, pl.col("office_basis") == basis]
+    if form:
+        conditions.append(pl.col("form_type") == form)
+    if office:
+        if basis == "all":
+            raise ValueError(f"--by {by} groups all offices together: drop --office")
+        conditions.append(pl.col("office") == office)
+    table = snapshot.scan("group_stats").filter(*conditions).collect()
+    table = blank_suppressed(table).sort("form_type", "office", "cohort", nulls_last=True)
+    rows = table.select(STATS_FIELDS).to_dicts()
+    for row in rows:
+        cohort = row.pop("cohort")
+        if grouping in {"cohort", "form_cohort"}:
+            row["cohort"] = f"{cohort:%Y-%m}" if cohort is not None else None
+    return rows
+
+
+def blank_suppressed(table: pl.DataFrame) -> pl.DataFrame:
+    """Empty every figure and count of a suppressed row (the snapshot already does; be sure)."""
+    return table.with_columns(
+        [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c)
+         for c in table.columns if c not in _KEYS and c in STATS_FIELDS]
+    )
