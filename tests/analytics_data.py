@@ -1,0 +1,65 @@
+"""Small hand-made stores and a shared synthetic sample for the analytics tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from pipeline import jobs
+from pipeline.settings import Settings
+from pipeline.sources.sample import write_sample
+from pipeline.store.db import open_store
+
+SAMPLE_AS_OF = date(2026, 6, 30)
+
+
+@dataclass
+class Case:
+    """A case to store directly: events are (days after receipt, stage)."""
+
+    case_id: str
+    form: str = "I-485"
+    office: str = "NBC"
+    received: date = date(2025, 1, 1)
+    seen_days: int = 400  # last seen this many days after receipt
+    events: list[tuple[int, str]] = field(default_factory=list)
+    current_office: str | None = None
+    last_modified: datetime | None = None
+
+
+def store_cases(settings: Settings, cases: list[Case]) -> None:
+    """Write cases and their events straight into the store (migrated), no parsing involved."""
+    settings.ensure_home()
+    with open_store(settings.database_path) as con:
+        insert_cases(con, cases)
+
+
+def insert_cases(con: duckdb.DuckDBPyConnection, cases: list[Case]) -> None:
+    """Insert cases and their events on an open, migrated connection."""
+    for case in cases:
+        seen = datetime.combine(case.received + timedelta(days=case.seen_days), datetime.min.time())
+        con.execute(
+            "INSERT INTO cases (case_id, form_type, intake_office, current_office, fiscal_year,"
+            " received_date, premium, sources, first_seen, last_seen, last_modified, synthetic)"
+            " VALUES (?, ?, ?, ?, NULL, ?, false, ['myuscis'], ?, ?, ?, false)",
+            [case.case_id, case.form, case.office, case.current_office, case.received, seen, seen,
+             case.last_modified],
+        )
+        for days, stage in [(0, "received"), *case.events]:
+            con.execute(
+                "INSERT INTO status_events VALUES (?, ?, ?, ?, 'myuscis', NULL)",
+                [case.case_id, case.received + timedelta(days=days), stage, stage],
+            )
+
+
+def build_sample_home(home: Path, n_cases: int = 1500, seed: int = 7) -> Settings:
+    """Sample -> ingest -> refresh -> publish into `home`, as a user would run it."""
+    settings = Settings(home=home)
+    write_sample(home / "sample", n_cases, seed, as_of=SAMPLE_AS_OF)
+    jobs.ingest(settings, [home / "sample"])
+    jobs.refresh(settings)
+    jobs.publish(settings)
+    return settings
