@@ -11,20 +11,27 @@ from collections.abc import Callable
 
 from pipeline.model import ParsedCase, StatusEvent
 from pipeline.parse.case_status_api import looks_like_case_status_api, parse_case_status_api
+from pipeline.parse.egov_csol import looks_like_egov_csol, parse_egov_csol
+from pipeline.parse.error_answers import explain_error_answer
 from pipeline.parse.errors import ParseError
 from pipeline.parse.myuscis import myuscis_kind, parse_myuscis
+from pipeline.parse.simplified import looks_like_simplified, parse_simplified
 from pipeline.stages import GENERIC_TITLES, event_order
 
 __all__ = ["ParseError", "merge_cases", "parse_document", "register_shape"]
 
 # Extra shapes (simplified JSON, public page JSON, ...) register a recogniser and a parser.
-_EXTRA_SHAPES: list[tuple[Callable[[object], bool], Callable[[object], list[ParsedCase]]]] = []
+_EXTRA_SHAPES: list[tuple[Callable[[object], bool], Callable[[object], list[ParsedCase]]]] = [
+    (looks_like_simplified, parse_simplified),
+    (looks_like_egov_csol, parse_egov_csol),
+]
 
 KNOWN_SHAPES_HELP = (
     "expected one of: an official Case Status API answer ({\"case_status\": ...}), "
     "myUSCIS JSON from cases/<receipt>, case_status/<receipt>, cases/<receipt>/documents or "
     "receipt_info/<receipt> (with or without the {\"data\": ...} wrapper), or the simplified "
-    "{receiptNumber, formType, events: [{date, description}]} shape"
+    "{receiptNumber, formType, events: [{date, description}]} shape, or the case status "
+    "page's {\"CaseStatusResponse\": ...} answer"
 )
 
 
@@ -43,7 +50,12 @@ def parse_document(document: object) -> list[ParsedCase]:
     myuscis_parts: list[object] = []
     cases: list[ParsedCase] = []
     for part in parts:
-        if looks_like_case_status_api(part):
+        problem = explain_error_answer(part)
+        if problem is not None:
+            if len(parts) == 1:
+                raise ParseError(problem)
+            continue  # an empty or signed-out answer among real ones adds nothing
+        if looks_like_case_status_api(part) and myuscis_kind(part) != "bundle":
             assert isinstance(part, dict)
             cases.append(parse_case_status_api(part))
             continue

@@ -92,11 +92,15 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply every migration newer than the database, each in its own transaction."""
-    current = schema_version(con)
+    """Apply every migration the database lacks, in order, each in its own transaction.
+
+    A migration merged after a newer one was applied (parallel branches) is still applied.
+    """
+    schema_version(con)  # creates the bookkeeping table on a new file
+    done = {int(row[0]) for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in available_migrations():
-        if version <= current:
+        if version in done:
             continue
         con.execute("BEGIN TRANSACTION")
         try:

@@ -1,0 +1,139 @@
+"""The inbox recipes as plain Python: what the inbox flow runs as tasks and what
+`timelines ingest --inbox`, `timelines submit` and `timelines delete` run in-process.
+
+Order matters: deletion requests first (a submission deleted while waiting is never
+stored), then pending submissions oldest first, then, only if anything changed, the
+statistics are recomputed and a new snapshot is published.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pipeline import jobs
+from pipeline.settings import Settings
+from pipeline.store.db import open_store
+from pipeline.store.load import LoadResult, next_run_id, record_run
+from pipeline.submissions.deletion import DeletionOutcome, delete_submission
+from pipeline.submissions.inbox import (
+    SubmissionStatus,
+    deletion_requested,
+    deletion_requests,
+    pending_files,
+    read_envelope,
+    read_status,
+    set_aside,
+    write_status,
+)
+from pipeline.submissions.records import RecordError
+from pipeline.submissions.storage import StoreOutcome, store_submission
+
+FLOW_NAME = "inbox"
+
+
+@dataclass
+class InboxResult:
+    """What one pass over the inbox did."""
+
+    deletions: list[DeletionOutcome] = field(default_factory=list)
+    stored: list[StoreOutcome] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    published: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """True when the database changed, so statistics must be recomputed."""
+        return any(d.found for d in self.deletions) or any(not s.already_stored for s in self.stored)
+
+
+def _stamp(now: datetime) -> str:
+    return now.isoformat(timespec="seconds")
+
+
+def apply_deletion_requests(settings: Settings, now: datetime | None = None) -> list[DeletionOutcome]:
+    """Carry out every waiting deletion request; each in its own transaction."""
+    now = now or datetime.now()
+    inbox = settings.inbox_dir
+    requests = list(deletion_requests(inbox))
+    if not requests:
+        return []
+    outcomes: list[DeletionOutcome] = []
+    with open_store(settings.database_path) as con:
+        for digest, path in requests:
+            outcome = delete_submission(con, digest)
+            outcomes.append(outcome)
+            old = read_status(inbox, digest)
+            write_status(inbox, digest, SubmissionStatus(
+                "deleted", old.submission_id if old else "?", old.submitted_at if old else "?",
+                _stamp(now), old.n_cases if old else 0,
+            ))
+            with suppress(FileNotFoundError):
+                path.unlink()
+    return outcomes
+
+
+def store_pending_submissions(settings: Settings, now: datetime | None = None) -> InboxResult:
+    """Store every pending submission (or quarantine it), oldest first, and record the run."""
+    now = now or datetime.now()
+    inbox = settings.inbox_dir
+    result = InboxResult()
+    files = pending_files(inbox)
+    if not files:
+        return result
+    settings.ensure_home()
+    with open_store(settings.database_path) as con:
+        run_id = next_run_id(con)
+        for path in pending_files(inbox):
+            try:
+                envelope = read_envelope(path)
+            except FileNotFoundError:
+                continue  # deleted while waiting, or taken by another run
+            except RecordError:
+                result.unreadable.append(set_aside(inbox, path).name)
+                continue
+            if deletion_requested(inbox, envelope.deletion_hash):
+                with suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            outcome = store_submission(con, envelope, run_id, now)
+            result.stored.append(outcome)
+            if not deletion_requested(inbox, envelope.deletion_hash):
+                write_status(inbox, envelope.deletion_hash, SubmissionStatus(
+                    outcome.state, envelope.submission_id, _stamp(envelope.submitted_at),
+                    _stamp(now), outcome.n_cases, outcome.n_stored, outcome.n_quarantined,
+                    tuple(outcome.reasons),
+                ))
+            with suppress(FileNotFoundError):
+                path.unlink()
+        summary = LoadResult(
+            run_id,
+            n_read=len(result.stored),
+            n_stored=sum(s.n_stored for s in result.stored if not s.already_stored),
+            n_new_cases=sum(s.n_new_cases for s in result.stored),
+            n_new_events=sum(s.n_new_events for s in result.stored),
+        )
+        con.execute("BEGIN TRANSACTION")
+        record_run(con, run_id, FLOW_NAME, now, summary,
+                   message=f"{sum(s.n_quarantined for s in result.stored)} quarantined, "
+                           f"{len(result.unreadable)} unreadable")
+        con.execute("COMMIT")
+    return result
+
+
+def refresh_and_publish(settings: Settings) -> None:
+    """Recompute the statistics and publish a snapshot, so the dashboard shows the change."""
+    jobs.refresh(settings)
+    jobs.publish(settings)
+
+
+def process_inbox(settings: Settings, now: datetime | None = None) -> InboxResult:
+    """The whole inbox job: deletions, pending submissions, then statistics if anything changed."""
+    deletions = apply_deletion_requests(settings, now)
+    result = store_pending_submissions(settings, now)
+    result.deletions = deletions
+    if result.changed:
+        refresh_and_publish(settings)
+        result.published = True
+    return result
