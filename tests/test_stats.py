@@ -288,3 +288,12 @@ def test_refresh_runs_as_a_prefect_flow_into_the_tables(
         con.close()
     assert all(n > 0 for n in counts)
     assert _stats_json()[0]["median_days"] == 95
+
+
+def test_competing_outcome_band_near_certainty_stays_quiet_and_inside_zero_one() -> None:
+    # Every case left after day 211 is approved: F(approved) reaches 1 - tiny, log F ~ 0.
+    days = [1, 36, 58, 90, 111, 120, 132, 137, 156, 157, 161, 172, 182, 194, 211, 214, 217, 227]
+    codes = [0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1]
+    curve = cumulative_incidence(np.array(days, dtype=float), np.array(codes), 1)
+    assert np.all((curve.ci_low >= 0) & (curve.ci_low <= curve.cif + 1e-12))
+    assert np.all((curve.ci_high <= 1) & (curve.ci_high >= curve.cif - 1e-12))

@@ -300,8 +300,10 @@ def cumulative_incidence(
     log_f = np.log(cif[inside])
     centre = np.log(-log_f)
     se = np.sqrt(variance[inside]) / (cif[inside] * np.abs(log_f))
-    ci_low[inside] = np.exp(-np.exp(centre + z * se))
-    ci_high[inside] = np.exp(-np.exp(centre - z * se))
+    # Near F = 1 (log F ~ 0) the spread overflows exp: the band's end is then 0, its limit.
+    with np.errstate(over="ignore"):
+        ci_low[inside] = np.exp(-np.exp(centre + z * se))
+        ci_high[inside] = np.exp(-np.exp(centre - z * se))
     return CumulativeIncidence(
         timeline=_frozen(timeline),
         cif=_frozen(cif),
