@@ -76,14 +76,27 @@ def sample(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.json, .jsonl).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (.json, .jsonl).")
+    ] = None,
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     prefect: PrefectOption = None,  # type: ignore[assignment]
+    inbox: Annotated[bool, typer.Option(
+        "--inbox", help="Store the submissions waiting in the inbox and carry out deletion "
+                        "requests (what the scheduled inbox flow does).")] = False,
 ) -> None:
     """Parse, anonymize, validate and store case histories; print what was kept and rejected."""
     from pipeline import jobs
     from pipeline.sources.files import InputError
 
+    if inbox:
+        from timelines.commands.submissions import ingest_inbox
+
+        ingest_inbox(output, use_prefect(prefect))
+        if not paths:
+            return
+    if not paths:
+        raise CliError("give files or folders to ingest, or --inbox for the submissions inbox")
     cfg = settings()
     try:
         if use_prefect(prefect):

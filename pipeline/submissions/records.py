@@ -126,6 +126,8 @@ def date_problems(record: CaseRecord, today: date) -> list[str]:
                 f"{what} is before USCIS received the case ({received}): {kind} cannot come "
                 "before the receipt; check the dates (month/day/year)"
             )
+    if record.observed_at.date() > today:
+        problems.append(f"the last-checked date {record.observed_at.date()} is in the future")
     if not record.events:
         problems.append("the history has no dated status at all")
     return problems

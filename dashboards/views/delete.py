@@ -1,0 +1,57 @@
+"""Delete a submission, or look up what happened to it, with its deletion code.
+
+The request goes into the inbox folder (the dashboard never opens the database); the inbox
+flow removes the submission and everything derived from it and re-publishes the figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from pipeline.settings import load_settings
+from pipeline.submissions.codes import InvalidCodeError
+from pipeline.submissions.inbox import (
+    SubmissionStatus,
+    UnknownCodeError,
+    lookup_status,
+    request_deletion,
+)
+
+
+def render() -> None:
+    """Draw the delete page."""
+    st.title("Delete a submission")
+    st.markdown(
+        "Enter the deletion code you were shown when you submitted. You can look up what "
+        "happened to your submission (stored, or set aside and why), or delete it: it is then "
+        "removed from the database and from the published statistics."
+    )
+    inbox_dir = load_settings().inbox_dir
+    code = st.text_input("Deletion code", key="delete_code", placeholder="TL-XXXX-XXXX-XXXX-XXXX-XXXX")
+    cols = st.columns(2)
+    look = cols[0].button("Look it up", key="delete_lookup")
+    confirm = st.checkbox("Yes, delete this submission and everything derived from it",
+                          key="delete_confirm")
+    delete = cols[1].button("Delete", type="primary", key="delete_send", disabled=not confirm)
+    if not code.strip() or not (look or delete):
+        return
+    try:
+        status = (request_deletion(inbox_dir, code, datetime.now()) if delete
+                  else lookup_status(inbox_dir, code))
+    except (InvalidCodeError, UnknownCodeError) as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    _show(status)
+
+
+def _show(status: SubmissionStatus) -> None:
+    icon = ":material/delete:" if status.state in {"deleted", "deletion_requested"} else ":material/info:"
+    st.info(status.describe(), icon=icon)
+    if status.state == "deletion_requested":
+        st.markdown("The next inbox run (every few minutes) removes it and re-publishes the figures.")
+    for reason in status.reasons:
+        st.warning(reason, icon=":material/report:")
+
+
+render()
