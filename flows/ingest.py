@@ -64,8 +64,11 @@ def refresh_flow() -> RefreshResult:
 
 @flow(name="demo", log_prints=True)
 def demo_flow(sample_dir: str, cases: int, seed: int) -> tuple[LoadResult, RefreshResult]:
-    """Generate a synthetic sample, ingest it and compute statistics."""
+    """Generate a synthetic sample, ingest it, poll the sandbox emulator, compute statistics."""
+    from flows.poll import demo_poll_flow  # here: flows.poll imports this module
+
     generate_sample(sample_dir, cases, seed)
     loaded = ingest_flow([sample_dir])
+    demo_poll_flow()  # the 50 sandbox receipts, over HTTP from an in-process emulator
     refreshed = refresh_flow()
     return loaded, refreshed

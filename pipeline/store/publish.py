@@ -95,6 +95,14 @@ PUBLISHED_TABLES: dict[str, str] = {
         " FROM (SELECT unnest(reasons) AS reason, created_at FROM quarantine)"
         " GROUP BY reason ORDER BY n_records DESC"
     ),
+    # Case Status API polling, for the health page: outcomes per day (no case ids) and traffic.
+    "poll_outcomes": (
+        "SELECT polled_at::DATE AS day, outcome, coalesce(reason, '') AS reason,"
+        " count(*) AS n_polls, count(DISTINCT case_id) AS n_cases,"
+        " sum(new_events) AS n_new_events, max(polled_at) AS last_polled_at"
+        " FROM poll_outcomes GROUP BY ALL ORDER BY day DESC, n_polls DESC, outcome, reason"
+    ),
+    "api_traffic": "SELECT * FROM api_traffic ORDER BY day, api, endpoint, status",
 }
 
 
