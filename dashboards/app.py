@@ -1,0 +1,50 @@
+"""The dashboard frame: page setup, navigation, sidebar notices. Each page is a module in views/.
+
+Run with `timelines dashboard` (or `streamlit run dashboards/app.py` with TIMELINES_HOME set).
+It reads only the published Parquet snapshot, never the DuckDB file the flows write.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import data, notices
+from dashboards.navigation import navigation_pages
+
+_RETRIED = "_snapshot_retried"
+
+
+def run_page(page: st.Page) -> None:
+    """Run the chosen page; if its snapshot vanished mid-read, rerun once on the newer one."""
+    try:
+        page.run()
+    except data.SnapshotGoneError:
+        if st.session_state.get(_RETRIED):
+            st.session_state[_RETRIED] = False
+            st.error("The figures were republished twice while this page read them. Reload the page.")
+            return
+        st.session_state[_RETRIED] = True
+        st.rerun()
+    st.session_state[_RETRIED] = False
+
+
+def main() -> None:
+    """Set up the page and the sidebar notices, then run the chosen page."""
+    st.set_page_config(page_title="USCIS case timelines", page_icon=":material/schedule:",
+                       layout="wide")
+    try:
+        settings = data.app_settings()
+    except ValueError as error:
+        st.error(f"The dashboard cannot start: {error}")
+        st.stop()
+    try:
+        snapshot = data.open_snapshot(settings)
+    except data.SnapshotGoneError:
+        snapshot = None
+    page = st.navigation(navigation_pages())
+    st.sidebar.markdown("**USCIS case timelines**  \nCommunity-reported, anonymized, open.")
+    notices.freshness_sidebar(snapshot, data.writer_activity(settings))
+    run_page(page)
+
+
+main()

@@ -1,0 +1,189 @@
+"""Altair charts of the dashboard: small aggregated frames in, charts with tooltips out.
+
+Charts never receive case-level rows: the figures module aggregates first, so a chart stays
+a few hundred points whatever the number of cases. Legends sit below the plot and widths
+follow the container, so they read on a phone as well as on a laptop.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+HEIGHT = 320
+_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=4, labelLimit=220)
+
+
+def survival_chart(curves: pl.DataFrame, group_col: str, group_title: str) -> alt.LayerChart:
+    """Share of cases still waiting after each day, one step line per group, with its band."""
+    base = alt.Chart(curves).encode(
+        x=alt.X("time:Q", title="days since receipt"),
+        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LEGEND),
+    )
+    band = base.mark_area(opacity=0.18, interpolate="step-after").encode(
+        y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q")
+    )
+    line = base.mark_line(interpolate="step-after").encode(
+        y=alt.Y("survival:Q", title="share still waiting", axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]))
+    )
+    points = base.mark_circle(size=60, opacity=0).encode(
+        y="survival:Q",
+        tooltip=[
+            alt.Tooltip(f"{group_col}:N", title=group_title),
+            alt.Tooltip("time:Q", title="day", format=",.0f"),
+            alt.Tooltip("survival:Q", title="still waiting", format=".0%"),
+            alt.Tooltip("ci_low:Q", title="95% band from", format=".0%"),
+            alt.Tooltip("ci_high:Q", title="95% band to", format=".0%"),
+            alt.Tooltip("at_risk:Q", title="cases still followed", format=","),
+        ],
+    )
+    marks = pl.DataFrame({"level": [0.5, 0.2], "label": ["half decided", "80% decided"]})
+    rules = alt.Chart(marks).mark_rule(strokeDash=[4, 4], color="gray").encode(
+        y="level:Q", tooltip=alt.Tooltip("label:N", title="line")
+    )
+    return alt.layer(band, line, points, rules).properties(height=HEIGHT)
+
+
+def histogram_chart(bins: pl.DataFrame) -> alt.Chart:
+    """Cases per duration bin, stacked by whether they are decided or still waiting."""
+    return (
+        alt.Chart(bins)
+        .mark_bar()
+        .encode(
+            x=alt.X("bin_start:Q", title="days since receipt (to decision, or so far)"),
+            x2="bin_end:Q",
+            y=alt.Y("sum(n):Q", title="cases", stack="zero"),
+            color=alt.Color(
+                "status:N", title="",
+                scale=alt.Scale(domain=["decided", "still waiting (so far)", "withdrawn or rejected"],
+                                range=["#1f77b4", "#ff7f0e", "#9e9e9e"]),
+                legend=_LEGEND,
+            ),
+            tooltip=[
+                alt.Tooltip("bin_start:Q", title="from day", format=","),
+                alt.Tooltip("bin_end:Q", title="to day", format=","),
+                alt.Tooltip("status:N"),
+                alt.Tooltip("sum(n):Q", title="cases", format=","),
+            ],
+        )
+        .properties(height=HEIGHT)
+    )
+
+
+def typical_waits_chart(table: pl.DataFrame) -> alt.LayerChart:
+    """Median (dot) to 80th percentile (tick) per form, with the counts behind them."""
+    shown = table.filter(~pl.col("suppressed") & pl.col("median_days").is_not_null())
+    order = shown.sort("median_days")["form_type"].to_list()
+    base = alt.Chart(shown).encode(
+        y=alt.Y("form_type:N", title=None, sort=order),
+        tooltip=[
+            alt.Tooltip("form_type:N", title="form"),
+            alt.Tooltip("median_days:Q", title="median days", format=",.0f"),
+            alt.Tooltip("p80_days:Q", title="80% decided by day", format=",.0f"),
+            alt.Tooltip("n_cases:Q", title="cases", format=","),
+            alt.Tooltip("n_pending:Q", title="still waiting", format=","),
+        ],
+    )
+    span = base.mark_rule(strokeWidth=3, opacity=0.5).encode(
+        x=alt.X("median_days:Q", title="days since receipt"), x2="p80_days:Q"
+    )
+    median = base.mark_circle(size=110).encode(x="median_days:Q")
+    p80 = base.mark_tick(thickness=3, size=18).encode(x="p80_days:Q")
+    return alt.layer(span, median, p80).properties(height=max(160, 34 * len(order)))
+
+
+def cohort_chart(trend: pl.DataFrame) -> alt.LayerChart:
+    """Kaplan-Meier median days per filing month, with its 95% interval."""
+    shown = trend.filter(~pl.col("suppressed"))
+    base = alt.Chart(shown).encode(x=alt.X("received_month:T", title="month filed"))
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("median_ci_low:Q", title="median days to decision"), y2="median_ci_high:Q"
+    )
+    line = base.mark_line(point=True).encode(
+        y="median_days:Q",
+        tooltip=[
+            alt.Tooltip("received_month:T", title="filed", format="%b %Y"),
+            alt.Tooltip("median_days:Q", title="median days", format=",.0f"),
+            alt.Tooltip("median_ci_low:Q", title="95% CI from", format=",.0f"),
+            alt.Tooltip("median_ci_high:Q", title="95% CI to", format=",.0f"),
+            alt.Tooltip("n_cases:Q", title="cases", format=","),
+            alt.Tooltip("pending_share:Q", title="still waiting", format=".0%"),
+        ],
+    )
+    return alt.layer(band, line).properties(height=HEIGHT)
+
+
+def pending_share_chart(trend: pl.DataFrame) -> alt.Chart:
+    """Share of each filing month's cases still waiting."""
+    return (
+        alt.Chart(trend.filter(~pl.col("suppressed")))
+        .mark_bar()
+        .encode(
+            x=alt.X("received_month:T", title="month filed"),
+            y=alt.Y("pending_share:Q", title="share still waiting", axis=alt.Axis(format="%")),
+            tooltip=[
+                alt.Tooltip("received_month:T", title="filed", format="%b %Y"),
+                alt.Tooltip("pending_share:Q", title="still waiting", format=".0%"),
+                alt.Tooltip("n_pending:Q", title="cases waiting", format=","),
+                alt.Tooltip("n_cases:Q", title="cases", format=","),
+            ],
+        )
+        .properties(height=220)
+    )
+
+
+def decisions_chart(trend: pl.DataFrame) -> alt.Chart:
+    """Decisions per month, with the median wait of the cases decided that month."""
+    return (
+        alt.Chart(trend.filter(~pl.col("suppressed")))
+        .mark_bar()
+        .encode(
+            x=alt.X("decision_month:T", title="month decided"),
+            y=alt.Y("n_decisions:Q", title="decisions"),
+            color=alt.Color("median_days:Q", title="median days", legend=_LEGEND,
+                            scale=alt.Scale(scheme="blues")),
+            tooltip=[
+                alt.Tooltip("decision_month:T", title="decided", format="%b %Y"),
+                alt.Tooltip("n_decisions:Q", title="decisions", format=","),
+                alt.Tooltip("n_approved:Q", title="approved", format=","),
+                alt.Tooltip("median_days:Q", title="median days", format=",.0f"),
+                alt.Tooltip("p80_days:Q", title="80th pct days", format=",.0f"),
+            ],
+        )
+        .properties(height=HEIGHT)
+    )
+
+
+def comparison_chart(table: pl.DataFrame, group_title: str = "office") -> alt.Chart:
+    """Community vs official 80th percentile (days) side by side per group."""
+    return (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            y=alt.Y("group:N", title=group_title),
+            yOffset="source:N",
+            x=alt.X("days:Q", title="80% of cases decided within (days)"),
+            color=alt.Color("source:N", title="", legend=_LEGEND),
+            tooltip=[alt.Tooltip("group:N", title=group_title), "source:N",
+                     alt.Tooltip("days:Q", format=",.0f")],
+        )
+        .properties(height=alt.Step(14))
+    )
+
+
+def bar_chart(table: pl.DataFrame, label: str, value: str, label_title: str,
+              value_title: str) -> alt.Chart:
+    """A horizontal bar per row (long labels allowed), largest first."""
+    return (
+        alt.Chart(table)
+        .mark_bar()
+        .encode(
+            y=alt.Y(f"{label}:N", title=label_title, sort="-x",
+                    axis=alt.Axis(labelLimit=320)),
+            x=alt.X(f"{value}:Q", title=value_title),
+            tooltip=[alt.Tooltip(f"{label}:N", title=label_title),
+                     alt.Tooltip(f"{value}:Q", title=value_title, format=",")],
+        )
+        .properties(height=alt.Step(22))
+    )

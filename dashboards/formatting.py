@@ -1,0 +1,99 @@
+"""Turning figures into the words and table cells the pages show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+
+import polars as pl
+
+TOO_FEW = "too few cases to publish"
+NOT_REACHED = "not reached yet"
+
+
+def days(value: float | None) -> str:
+    """'183 days', or 'not reached yet' when the curve has not gone that low."""
+    return NOT_REACHED if value is None else f"{value:,.0f} days"
+
+
+def days_with_interval(value: float | None, low: float | None, high: float | None) -> str:
+    """'183 (170–195)'; an open upper end is '?' (a longer wait cannot be ruled out yet)."""
+    if value is None:
+        return NOT_REACHED
+    if low is None and high is None:
+        return f"{value:,.0f}"
+    return f"{value:,.0f} ({interval(low, high)})"
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """'170–195', with '?' for an end the data cannot pin down yet."""
+    low_text = "?" if low is None else f"{low:,.0f}"
+    high_text = "?" if high is None else f"{high:,.0f}"
+    return f"{low_text}–{high_text}"
+
+
+def percent(share: float | None, digits: int = 0) -> str:
+    """'42%', or '–' when unknown."""
+    return "–" if share is None else f"{100 * share:.{digits}f}%"
+
+
+def when(value: datetime | date | None) -> str:
+    """A timestamp as 'Nov 22, 2026 04:50', a date as 'Nov 22, 2026'."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, datetime):
+        return f"{value:%b %d, %Y %H:%M}"
+    return f"{value:%b %d, %Y}"
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in words: 'just now', '5 minutes ago', '3 hours ago', '2 days ago'."""
+    if moment is None:
+        return "never"
+    seconds = ((now or datetime.now()) - moment).total_seconds()
+    if seconds < 90:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+def percentile_cells(table: pl.DataFrame, group_col: str, group_title: str, k: int) -> pl.DataFrame:
+    """The percentile table as text cells; suppressed groups say so and show no figure."""
+    rows = []
+    for row in table.iter_rows(named=True):
+        if row["suppressed"]:
+            rows.append({group_title: row[group_col], "cases": f"fewer than {k}",
+                         "decided": "–", "still waiting": "–", "median days (95% CI)": TOO_FEW,
+                         "80th pct days (95% CI)": "–", "90th pct days (95% CI)": "–",
+                         "median of finished cases only": "–"})
+            continue
+        rows.append({
+            group_title: row[group_col],
+            "cases": f"{row['n_cases']:,}",
+            "decided": f"{row['n_decided']:,}",
+            "still waiting": f"{row['n_pending']:,}",
+            "median days (95% CI)": _interval(row, "median"),
+            "80th pct days (95% CI)": _interval(row, "p80"),
+            "90th pct days (95% CI)": _interval(row, "p90"),
+            "median of finished cases only": (
+                "–" if row["naive_median_days"] is None else f"{row['naive_median_days']:,.0f}"
+            ),
+        })
+    return pl.DataFrame(rows, schema=dict.fromkeys(
+        [group_title, "cases", "decided", "still waiting", "median days (95% CI)",
+         "80th pct days (95% CI)", "90th pct days (95% CI)", "median of finished cases only"],
+        pl.String,
+    ))
+
+
+def _interval(row: Mapping[str, object], name: str) -> str:
+    def number(key: str) -> float | None:
+        value = row.get(key)
+        return None if value is None else float(str(value))
+
+    return days_with_interval(
+        number(f"{name}_days"), number(f"{name}_ci_low"), number(f"{name}_ci_high")
+    )

@@ -1,0 +1,97 @@
+"""Processing times: filters kept in the URL; survival curves, distribution, percentile table."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, data, filters, notices, queries
+from dashboards.figures import Selection, cohort_label
+from dashboards.formatting import NOT_REACHED, days, interval, percentile_cells
+
+
+def render() -> None:
+    """Draw the processing-times page."""
+    settings = data.app_settings()
+    st.title("Processing times")
+    st.caption("Days from the receipt date to the first decision (approval or denial). "
+               "Cases still waiting count as waiting: the method section explains how.")
+    snapshot = notices.require_snapshot(settings)
+    k = notices.min_group_size(snapshot, settings)
+    durations = notices.require_table(
+        snapshot, "durations",
+        "This snapshot has no per-case durations yet: run `timelines refresh` to publish them.",
+    )
+    selection = filters.selection_filters(durations)
+    st.caption("The address bar keeps these filters: copy it to share this view.")
+    view = queries.cached_processing_view(
+        str(snapshot.path), selection.form, selection.office, selection.cohort,
+        selection.office_kind, k,
+    )
+    what = describe(selection)
+    if view.n_cases == 0:
+        st.info(f"No {what} in the data. Try another office or filing date.",
+                icon=":material/search_off:")
+        return
+    if view.n_cases < k:
+        notices.too_few(k, what)
+        return
+
+    _headline(view.table.row(0, named=True), what)
+
+    st.subheader("How long until a decision")
+    st.caption("The line is the share of cases still waiting after each day since receipt; the "
+               "shaded band is its 95% interval. Where the line crosses 50%, half are decided.")
+    if view.curves.height:
+        title = "office" if selection.office_kind == "intake" else "office now"
+        st.altair_chart(charts.survival_chart(view.curves, view.group_col, title), width="stretch")
+    if view.too_small:
+        st.caption(f"Not drawn, fewer than {k} cases: {', '.join(view.too_small)}. Curves stop "
+                   f"where fewer than {k} cases are still followed.")
+
+    st.subheader("Distribution")
+    st.caption("Decided cases at the day they were decided; cases still waiting at the day "
+               "they were last seen (they will take at least that long).")
+    st.altair_chart(charts.histogram_chart(view.histogram), width="stretch")
+
+    st.subheader("Percentiles")
+    st.dataframe(percentile_cells(view.table, view.group_col, "office", k),
+                 hide_index=True, width="stretch")
+    st.caption(
+        "Days by which 50%, 80% and 90% of cases are decided (Kaplan–Meier), with 95% intervals. "
+        f"“?”: the data cannot yet rule out a longer wait. “{NOT_REACHED}”: too few cases are "
+        "decided so far to say. The finished-only median is what most trackers report; it is "
+        "shorter because it leaves out everyone still waiting."
+    )
+
+
+def describe(selection: Selection) -> str:
+    """Say a selection in words: 'I-485 cases at NSC filed in 2025'."""
+    text = f"{selection.form} cases"
+    if selection.office:
+        text += f" at {selection.office}"
+    if selection.cohort:
+        text += f" {cohort_label(selection.cohort)}"
+    return text
+
+
+def _headline(row: dict[str, object], what: str) -> None:
+    if row["suppressed"]:
+        return
+
+    def get(key: str) -> float | None:
+        value = row.get(key)
+        return None if value is None else float(str(value))
+
+    cols = st.columns(4)
+    for col, (label, name) in zip(cols, (("Half decided by", "median"), ("80% decided by", "p80"),
+                                         ("90% decided by", "p90")), strict=False):
+        value, low, high = get(f"{name}_days"), get(f"{name}_ci_low"), get(f"{name}_ci_high")
+        col.metric(label, days(value), delta=None if value is None else
+                   f"95% CI {interval(low, high)} days", delta_color="off", delta_arrow="off")
+    cols[3].metric("Cases", f"{row['n_cases']:,}", delta=f"{row['n_pending']:,} still waiting",
+                   delta_color="off", delta_arrow="off")
+    st.caption(f"{what}. 95% CI: the range the true figure lies in with 95% confidence; "
+               "“?” means a longer wait cannot be ruled out yet.")
+
+
+render()

@@ -1,0 +1,88 @@
+"""Trends: how waits change by filing cohort and by decision month (or quarter)."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboards import charts, data, filters, notices, queries
+from dashboards.formatting import TOO_FEW, days_with_interval, percent
+
+PERIOD_LABELS = {"month": "by month", "quarter": "by quarter"}
+
+
+def render() -> None:
+    """Draw the trends page."""
+    settings = data.app_settings()
+    st.title("Trends")
+    st.caption("Are waits getting longer or shorter? Two views: by when cases were filed, and "
+               "by when they were decided.")
+    snapshot = notices.require_snapshot(settings)
+    k = notices.min_group_size(snapshot, settings)
+    durations = notices.require_table(
+        snapshot, "durations",
+        "This snapshot has no per-case durations yet: run `timelines refresh` to publish them.",
+    )
+    cols = st.columns([1, 1.4, 1])
+    form = filters.form_filter(durations, cols[0])
+    office = filters.office_filter(durations, form, "intake_office", cols[1])
+    period = filters.url_choice(cols[2], "Group", list(PERIOD_LABELS), "period",
+                                format_func=PERIOD_LABELS.__getitem__,
+                                help="Quarters gather more cases per point when months are thin.")
+    view = queries.cached_trend_view(str(snapshot.path), form, office, "intake", k, period)
+    what = f"{form} cases" + (f" at {office}" if office else "")
+    if view.n_cases < k:
+        notices.too_few(k, what)
+        return
+
+    st.subheader(f"By {period} filed")
+    st.caption(
+        f"Median days to a decision for the cases filed each {period}, with its 95% interval. "
+        "Recent cohorts have many cases still waiting: their median appears only once half "
+        f"of them are decided. Cohorts of fewer than {k} cases are not shown."
+    )
+    cohorts = view.cohorts
+    if cohorts.filter(~pl.col("suppressed")).height == 0:
+        notices.too_few(k, f"any single {period} of {what}: try grouping by quarter")
+    else:
+        if cohorts.filter(pl.col("median_days").is_not_null()).height:
+            st.altair_chart(charts.cohort_chart(cohorts), width="stretch")
+        else:
+            st.info(f"No filing {period} has half of its cases decided yet.")
+        st.altair_chart(charts.pending_share_chart(cohorts), width="stretch")
+        with st.expander(f"Table by {period} filed"):
+            st.dataframe(_cohort_cells(cohorts, k, period), hide_index=True, width="stretch")
+
+    st.subheader(f"By {period} decided")
+    st.caption(
+        f"Decisions each {period}, coloured by the median wait of the cases decided then. This "
+        "counts finished cases only, like USCIS's published times, so it runs shorter than the "
+        "wait of everyone filed at the same time."
+    )
+    decisions = view.decisions
+    if decisions.filter(~pl.col("suppressed")).height:
+        st.altair_chart(charts.decisions_chart(decisions), width="stretch")
+    else:
+        notices.too_few(k, f"any single {period} of decisions on {what}")
+
+
+def _cohort_cells(cohorts: pl.DataFrame, k: int, period: str) -> pl.DataFrame:
+    rows = []
+    for row in cohorts.sort("received_month", descending=True).iter_rows(named=True):
+        start = row["received_month"]
+        label = f"{start:%b %Y}" if period == "month" else f"{start.year} Q{(start.month + 2) // 3}"
+        if row["suppressed"]:
+            rows.append({"filed": label, "cases": f"fewer than {k}", "still waiting": "–",
+                         "median days (95% CI)": TOO_FEW})
+            continue
+        rows.append({
+            "filed": label, "cases": f"{row['n_cases']:,}",
+            "still waiting": percent(row["pending_share"]),
+            "median days (95% CI)": days_with_interval(
+                row["median_days"], row["median_ci_low"], row["median_ci_high"]),
+        })
+    return pl.DataFrame(rows, schema=dict.fromkeys(
+        ["filed", "cases", "still waiting", "median days (95% CI)"], pl.String))
+
+
+render()

@@ -1,0 +1,187 @@
+"""AppTest of every dashboard page against a real published snapshot of a synthetic sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pipeline import jobs
+from pipeline.analytics.official import import_official, read_official
+from pipeline.analytics.snapshot import current_snapshot
+from pipeline.settings import Settings
+from pipeline.store.db import open_store
+from tests.dashboard_support import APP, publish_sample
+
+PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
+DATA_PAGES = ("overview", "processing_times", "trends", "official", "health", "download")
+
+
+@pytest.fixture(scope="module")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with 600 synthetic cases published and USCIS's official times imported."""
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    settings = publish_sample(home)
+    with open_store(settings.database_path) as con:
+        import_official(con, read_official(PAYLOADS / "processing_times_api_legacy.json"))
+    jobs.refresh(settings)
+    jobs.publish(settings)
+    return home
+
+
+@pytest.fixture
+def published(sample_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the dashboard at the published sample."""
+    monkeypatch.setenv("TIMELINES_HOME", str(sample_home))
+    return sample_home
+
+
+def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    """Run the app, go to a page (with URL query parameters) and fail on any exception."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(query or {})
+    at.run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page says in markdown, captions, alerts and titles."""
+    parts = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success,
+             *at.title, *at.header, *at.subheader]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def charts(at: AppTest) -> list[dict[str, object]]:
+    """The Vega-Lite specs of the page's Altair charts."""
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def stats_row(home: Path, form: str, office: str) -> dict[str, object]:
+    """The published case_stats row `timelines stats` shows for a form and office."""
+    stats = current_snapshot(Settings(home).published_dir).table("case_stats")
+    return stats.filter((pl.col("form_type") == form) & (pl.col("office") == office)).row(0, named=True)
+
+
+@pytest.mark.parametrize("page", DATA_PAGES)
+def test_a_page_without_published_statistics_says_which_command_to_run(page: str) -> None:
+    at = open_page(page)
+    assert "No statistics have been published" in texts(at)
+    assert any("timelines demo" in c.value for c in at.code)
+
+
+def test_the_frame_shows_navigation_and_freshness(published: Path) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "Figures published" in sidebar and "600 cases" in sidebar
+    assert [t.value for t in at.title] == ["How long do USCIS cases take?"]
+
+
+@pytest.mark.parametrize("page", [*DATA_PAGES, "my_case", "methodology"])
+def test_every_page_labels_synthetic_data(published: Path, page: str) -> None:
+    at = open_page(page)
+    assert any("Synthetic sample data" in w.value for w in at.warning)
+
+
+def test_overview_counts_cases_and_shows_typical_waits(published: Path) -> None:
+    at = open_page("overview")
+    metrics = {m.label: m.value for m in at.metric}
+    durations = current_snapshot(Settings(published).published_dir).table("durations")
+    assert metrics["Cases"] == f"{durations.height:,}"
+    assert metrics["Decided"] == f"{int(durations['decided'].sum()):,}"
+    waits = at.dataframe[0].value
+    assert set(waits["form"]) == set(durations["form_type"].unique())
+    assert charts(at), "the typical-waits chart is drawn"
+    assert "What is new" in texts(at)
+
+
+def test_processing_times_show_the_published_figures_for_a_filtered_office(published: Path) -> None:
+    expected = stats_row(published, "I-485", "NBC")
+    at = open_page("processing_times", {"form": "I-485", "office": "NBC"})
+    assert at.selectbox(key="filter_form").value == "I-485"
+    assert at.selectbox(key="filter_office").value == "NBC"
+    table = at.dataframe[0].value
+    assert list(table["office"]) == ["NBC"]
+    assert table["cases"][0] == f"{expected['n_cases']:,}"
+    assert table["median days (95% CI)"][0].startswith(f"{expected['median_days']:,.0f} (")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Half decided by"] == f"{expected['median_days']:,.0f} days"
+    kinds = [spec.get("layer", [{}])[0].get("mark", {}) for spec in charts(at)]
+    assert len(kinds) == 2, "a survival chart and a histogram"
+
+
+def test_processing_times_office_rows_and_all_offices_row(published: Path) -> None:
+    at = open_page("processing_times", {"form": "I-765"})
+    table = at.dataframe[0].value
+    assert table["office"][0] == "All offices"
+    stats = current_snapshot(Settings(published).published_dir).table("case_stats")
+    offices = stats.filter(pl.col("form_type") == "I-765")["office"].to_list()
+    assert sorted(table["office"][1:]) == sorted(offices)
+
+
+def test_changing_a_filter_recomputes_the_view(published: Path) -> None:
+    at = open_page("processing_times", {"form": "I-485"})
+    before = at.dataframe[0].value["cases"][0]
+    at.selectbox(key="filter_office").set_value("NSC").run()
+    after = at.dataframe[0].value
+    assert list(after["office"]) == ["NSC"]
+    assert after["cases"][0] != before
+
+
+def test_a_group_under_k_shows_too_few_cases_and_no_figure(published: Path) -> None:
+    durations = current_snapshot(Settings(published).published_dir).table("durations")
+    small = (
+        durations.with_columns(pl.col("received_month").dt.year().alias("year"))
+        .group_by("form_type", "intake_office", "year").agg(pl.len().alias("n"))
+        .filter(pl.col("n").is_between(1, 9)).sort("n").row(0, named=True)
+    )
+    at = open_page("processing_times", {"form": small["form_type"],
+                                        "office": small["intake_office"],
+                                        "cohort": str(small["year"])})
+    assert "Too few cases to publish" in texts(at)
+    assert not at.metric and not at.dataframe and not charts(at)
+
+
+def test_trends_by_quarter_draw_cohort_and_decision_series(published: Path) -> None:
+    at = open_page("trends", {"form": "I-765", "period": "quarter"})
+    assert len(charts(at)) == 3
+    assert "By quarter filed" in texts(at) and "By quarter decided" in texts(at)
+
+
+def test_trends_by_month_of_a_thin_form_say_too_few_instead_of_drawing(published: Path) -> None:
+    at = open_page("trends", {"form": "I-539"})
+    assert "Too few cases to publish" in texts(at)
+    assert not charts(at)
+
+
+def test_official_page_compares_uscis_with_community_figures(published: Path) -> None:
+    at = open_page("official")
+    table = at.dataframe[0].value
+    assert "USCIS 80% (days)" in table.columns
+    assert table["USCIS 80% (days)"].str.len().min() > 0
+    assert "Methods differ" in texts(at) or "different questions" in texts(at)
+
+
+def test_health_page_shows_last_runs_and_quarantine(published: Path) -> None:
+    at = open_page("health")
+    labels = {m.label: m.value for m in at.metric}
+    assert labels.get("ingest") == "ok" and labels.get("refresh") == "ok"
+    assert "Polling the Case Status API" in texts(at)
+
+
+def test_methodology_states_the_publication_threshold(published: Path) -> None:
+    at = open_page("methodology")
+    assert "at least **10 cases**" in texts(at)
+    assert "never stored" in texts(at).lower()
+
+
+def test_download_offers_suppressed_aggregates_only(published: Path) -> None:
+    at = open_page("download")
+    buttons = at.get("download_button")
+    assert buttons, "download buttons are offered"
+    assert "durations" not in texts(at)
