@@ -349,6 +349,7 @@ def timelines_exe() -> str:
     return exe
 
 
+@pytest.mark.slow
 def test_the_poll_command_ends_well_when_the_quota_is_spent(
     settings: Settings, start_emulator: StartEmulator
 ) -> None:
@@ -366,6 +367,7 @@ def test_the_poll_command_ends_well_when_the_quota_is_spent(
     assert "emulator" in report.stdout and "emulator traffic does not count" in report.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_poll_processes_at_once_keep_the_rate_and_split_the_work(
     settings: Settings, start_emulator: StartEmulator
