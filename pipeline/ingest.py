@@ -18,6 +18,7 @@ from pipeline.anonymize import PseudonymKey, anonymize_case
 from pipeline.model import CaseRecord, ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
 from pipeline.receipts import InvalidReceiptError
+from pipeline.redact import redact_for_storage
 from pipeline.sources.files import RawDocument, decode, fingerprint
 from pipeline.stages import event_order
 from pipeline.validate import ValidatedBatch, to_frames, validate_frames
@@ -46,7 +47,7 @@ def parse_documents(documents: Iterable[RawDocument], key: PseudonymKey) -> Pars
             batch.rejections.append(
                 Rejection(
                     origin=document.origin,
-                    reasons=(str(error),),
+                    reasons=(redact_for_storage(str(error)),),
                     fingerprint=fingerprint(document.origin.encode() + b"\0" + document.content, key.secret),
                 )
             )

@@ -34,3 +34,16 @@ def redact(text: str) -> str:
 def personal_identifiers(text: str) -> list[str]:
     """Every receipt number, A-number or e-mail address found in a text (for audits)."""
     return [m.group(0) for p in (RECEIPT_LIKE_RE, A_NUMBER_RE, EMAIL_RE) for m in p.finditer(text)]
+
+
+# A value quoted in a message ('...' or "..."), not an apostrophe inside a word (USCIS's).
+_QUOTED_RE = re.compile(r"(?<![\w])'[^'\n]{0,200}'(?![\w])|(?<![\w])\"[^\"\n]{0,200}\"(?![\w])")
+
+
+def redact_for_storage(message: str) -> str:
+    """A message fit to be stored: identifiers redacted and every quoted input value blanked.
+
+    Error messages quote what the user gave ('GONZALEZ, MARIA' is not a form number), which
+    helps on screen but may be personal data, so stored copies keep only the words around it.
+    """
+    return redact(_QUOTED_RE.sub("'…'", message))

@@ -29,7 +29,10 @@ def parse_case_status_api(payload: dict[str, Any]) -> ParsedCase:
     modified = parse_datetime(body.get("modifiedDate"))
 
     events: list[StatusEvent] = []
-    for entry in body.get("hist_case_status") or []:
+    history = body.get("hist_case_status") or []
+    if not isinstance(history, list):
+        raise ParseError("case_status.hist_case_status must be a list of {date, completed_text_en}")
+    for entry in history:
         if not isinstance(entry, dict):
             raise ParseError("case_status.hist_case_status must be a list of {date, completed_text_en}")
         text = entry.get("completed_text_en") or ""

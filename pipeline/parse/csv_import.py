@@ -67,7 +67,9 @@ def parse_csv(text: str) -> TimelineRows:
             rows.timelines.append(read_timeline(values, f"row {number}", SOURCE))
         except ParseError as error:
             rows.errors.append(f"row {number}: {error}")
-    if header is not None and not rows.timelines and not rows.errors:
+    if header is None:
+        raise ParseError("the CSV has only empty cells: it needs a header row and one row per case")
+    if not rows.timelines and not rows.errors:
         raise ParseError(
             f"the CSV has a header (row {header_row}) but no rows of cases under it"
         )

@@ -13,8 +13,8 @@ _WRAPPER_KEYS = {"data", "message", "error", "errors", "status", "success", "cod
 
 
 def _quote(value: object) -> str:
-    text = redact(" ".join(str(value).split()))
-    return text if len(text) <= 120 else text[:117] + "..."
+    text = redact(" ".join(str(value).split())).replace("'", "’")
+    return "'" + (text if len(text) <= 120 else text[:117] + "...") + "'"
 
 
 def _first_message(errors: object) -> str | None:

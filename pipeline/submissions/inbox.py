@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.model import CaseRecord
-from pipeline.redact import redact
+from pipeline.redact import redact_for_storage
 from pipeline.submissions.codes import hash_code, new_deletion_code
 from pipeline.submissions.consent import Consent
 from pipeline.submissions.preview import SubmissionPreview
@@ -176,7 +176,7 @@ def write_submission(
     digest = hash_code(code)
     submission_id = new_submission_id(now)
     rejected = [
-        {"label": r.label, "attempt": record_to_json(r.record), "reasons": [redact(x) for x in r.reasons]}
+        {"label": r.label, "attempt": record_to_json(r.record), "reasons": [redact_for_storage(x) for x in r.reasons]}
         for r in (preview.rejected if skip_invalid else ())
     ]
     envelope: dict[str, object] = {
@@ -230,7 +230,7 @@ def read_envelope(path: Path) -> Envelope:
             records=tuple(record_from_json(c) for c in cases),
             rejected=tuple(
                 RejectedAttempt(str(r.get("label") or ""), record_from_json(r["attempt"]),
-                                tuple(redact(str(x)) for x in r["reasons"]))
+                                tuple(redact_for_storage(str(x)) for x in r["reasons"]))
                 for r in rejected
             ),
         )
@@ -257,7 +257,7 @@ def write_status(inbox_dir: Path, digest: str, status: SubmissionStatus) -> None
         "state": status.state, "submission_id": status.submission_id,
         "submitted_at": status.submitted_at, "updated_at": status.updated_at,
         "n_cases": status.n_cases, "n_stored": status.n_stored,
-        "n_quarantined": status.n_quarantined, "reasons": [redact(r) for r in status.reasons],
+        "n_quarantined": status.n_quarantined, "reasons": [redact_for_storage(r) for r in status.reasons],
     }
     atomic_write(status_path(inbox_dir, digest), payload, inbox_dir)
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from pipeline.ingest import PreparedChunk
 from pipeline.model import CaseRecord, Rejection
-from pipeline.redact import redact
+from pipeline.redact import redact_for_storage
 from pipeline.store.db import query_frame
 from pipeline.store.load import LoadResult, store_chunk
 from pipeline.submissions.inbox import Envelope
@@ -116,7 +116,7 @@ def _store(
     rejections = [
         Rejection(
             origin=origin_of(envelope.submission_id),
-            reasons=tuple(redact(x) for x in why),
+            reasons=tuple(redact_for_storage(x) for x in why),
             fingerprint=f"submission:{envelope.submission_id}:{case_id}",
             case_id=case_id,
             attempt=attempt_to_json(by_id[case_id]),
@@ -125,7 +125,7 @@ def _store(
     ] + [
         Rejection(
             origin=origin_of(envelope.submission_id),
-            reasons=tuple(redact(x) for x in skipped.reasons),
+            reasons=tuple(redact_for_storage(x) for x in skipped.reasons),
             fingerprint=f"submission:{envelope.submission_id}:skipped:{number}",
             case_id=None,
             attempt=attempt_to_json(skipped.record),
@@ -149,7 +149,7 @@ def _store(
     return StoreOutcome(
         envelope.submission_id, state, len(records) + len(envelope.rejected), len(accepted),
         n_quarantined, result.n_new_cases, result.n_new_events,
-        reasons=[redact(m) for m in messages],
+        reasons=[redact_for_storage(m) for m in messages],
     )
 
 
