@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline import jobs
 from pipeline.settings import Settings
@@ -39,20 +40,33 @@ def store_cases(settings: Settings, cases: list[Case]) -> None:
 
 def insert_cases(con: duckdb.DuckDBPyConnection, cases: list[Case]) -> None:
     """Insert cases and their events on an open, migrated connection."""
+    case_rows, event_rows = [], []
     for case in cases:
         seen = datetime.combine(case.received + timedelta(days=case.seen_days), datetime.min.time())
+        case_rows.append((case.case_id, case.form, case.office, case.current_office,
+                          case.received, seen, case.last_modified))
+        event_rows += [(case.case_id, case.received + timedelta(days=days), stage)
+                       for days, stage in [(0, "received"), *case.events]]
+    new_cases = pl.DataFrame(case_rows, orient="row", schema={
+        "case_id": pl.String, "form_type": pl.String, "intake_office": pl.String,
+        "current_office": pl.String, "received_date": pl.Date, "seen": pl.Datetime("us"),
+        "last_modified": pl.Datetime("us")})
+    new_events = pl.DataFrame(event_rows, orient="row", schema={
+        "case_id": pl.String, "event_date": pl.Date, "stage": pl.String})
+    con.register("new_cases", new_cases)
+    con.register("new_events", new_events)
+    try:
         con.execute(
             "INSERT INTO cases (case_id, form_type, intake_office, current_office, fiscal_year,"
             " received_date, premium, sources, first_seen, last_seen, last_modified, synthetic)"
-            " VALUES (?, ?, ?, ?, NULL, ?, false, ['myuscis'], ?, ?, ?, false)",
-            [case.case_id, case.form, case.office, case.current_office, case.received, seen, seen,
-             case.last_modified],
+            " SELECT case_id, form_type, intake_office, current_office, NULL, received_date,"
+            " false, ['myuscis'], seen, seen, last_modified, false FROM new_cases"
         )
-        for days, stage in [(0, "received"), *case.events]:
-            con.execute(
-                "INSERT INTO status_events VALUES (?, ?, ?, ?, 'myuscis', NULL)",
-                [case.case_id, case.received + timedelta(days=days), stage, stage],
-            )
+        con.execute("INSERT INTO status_events SELECT case_id, event_date, stage, stage,"
+                    " 'myuscis', NULL FROM new_events")
+    finally:
+        con.unregister("new_cases")
+        con.unregister("new_events")
 
 
 def build_sample_home(home: Path, n_cases: int = 1500, seed: int = 7) -> Settings:
