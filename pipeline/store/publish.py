@@ -125,7 +125,9 @@ def published_queries(con: duckdb.DuckDBPyConnection, min_group_size: int) -> di
     """Every published table's query, for a minimum group size."""
     queries = {name: suppressed_query(con, name) for name in SUPPRESSED_TABLES}
     for name, query in PUBLISHED_TABLES.items():
-        queries[name] = query.format(k=int(min_group_size), note=METHOD_NOTE.replace("'", "''"))
+        queries[name] = query.replace("{k}", str(int(min_group_size))).replace(
+            "{note}", METHOD_NOTE.replace("'", "''")
+        )
     return queries
 
 
