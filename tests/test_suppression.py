@@ -56,7 +56,10 @@ def test_k_comes_from_the_environment(settings: Settings, monkeypatch: pytest.Mo
     _store(small_k)
     rows = json.loads(runner.invoke(app, ["stats", "--form", "I-485", "--format", "json"]).output)
     assert [row["suppressed"] for row in rows] == [False, False]
-    monkeypatch.setenv("TIMELINES_MIN_GROUP_SIZE", "20")
+    monkeypatch.setenv("TIMELINES_MIN_GROUP_SIZE", "20")  # raised: applies before a refresh
+    rows = json.loads(runner.invoke(app, ["stats", "--form", "I-485", "--format", "json"]).output)
+    assert [row["suppressed"] for row in rows] == [True, True]
+    assert all(row["n_cases"] is None for row in rows)
     jobs.refresh(load_settings())
     jobs.publish(load_settings())
     rows = json.loads(runner.invoke(app, ["stats", "--form", "I-485", "--format", "json"]).output)

@@ -179,7 +179,8 @@ def stats(
         raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
     try:
         snapshot = current_snapshot(cfg.published_dir)
-        rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis)
+        rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis,
+                          min_group_size=cfg.min_group_size)
     except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
         raise CliError(str(error)) from error
     if output == "json":

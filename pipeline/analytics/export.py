@@ -125,23 +125,52 @@ class ExportResult:
     n_rows: dict[str, int]
 
 
-def public_table(snapshot: Snapshot, table: str) -> pl.DataFrame:
-    """A published table with suppressed rows emptied again, refusing any case-level column."""
+# The count a row's group size is judged by, per published table.
+GROUP_SIZE_COLUMN: dict[str, str] = {
+    "group_stats": "n_cases", "case_stats": "n_cases", "stage_stats": "n_cases",
+    "outcome_curves": "n_cases", "decision_trends": "n_decided", "silent_updates": "n_cases",
+}
+_ROW_KEYS = frozenset({"grouping", "office_basis", "form_type", "office", "cohort", "segment",
+                       "day", "decision_month", "week", "suppressed", "computed_at"})
+_COMMUNITY = ("community_n_cases", "community_n_pending", "community_p80_days",
+              "community_p80_ci_low", "community_p80_ci_high", "community_median_days",
+              "difference_days")
+
+
+def public_table(snapshot: Snapshot, table: str, min_group_size: int | None = None) -> pl.DataFrame:
+    """A published table with suppressed rows emptied again, refusing any case-level column.
+
+    With min_group_size (the reader's k), groups under it are suppressed too, so raising
+    TIMELINES_MIN_GROUP_SIZE takes effect before the next refresh.
+    """
     frame = snapshot.table(table)
     leaked = FORBIDDEN_COLUMNS & set(frame.columns)
     if leaked:
         raise ValueError(f"{table} holds case-level columns {sorted(leaked)}: not exportable")
+    size = GROUP_SIZE_COLUMN.get(table)
+    if min_group_size is not None and size in frame.columns:
+        frame = frame.with_columns(
+            (pl.col("suppressed") | (pl.col(size) < min_group_size)).alias("suppressed")
+        )
+    if min_group_size is not None and "community_n_cases" in frame.columns:
+        small = pl.col("community_suppressed") | (pl.col("community_n_cases") < min_group_size)
+        frame = frame.with_columns(small.fill_null(pl.col("community_suppressed"))
+                                   .alias("community_suppressed"))
+        frame = frame.with_columns(
+            [pl.when(pl.col("community_suppressed")).then(None).otherwise(pl.col(c)).alias(c)
+             for c in _COMMUNITY]
+        )
     if "suppressed" in frame.columns:
-        keys = {"grouping", "office_basis", "form_type", "office", "cohort", "segment", "day",
-                "decision_month", "week", "suppressed", "computed_at"}
         frame = frame.with_columns(
             [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c)
-             for c in frame.columns if c not in keys]
+             for c in frame.columns if c not in _ROW_KEYS]
         )
     return frame
 
 
-def export_tables(snapshot: Snapshot, directory: Path) -> ExportResult:
+def export_tables(
+    snapshot: Snapshot, directory: Path, min_group_size: int | None = None
+) -> ExportResult:
     """Write every exported table as CSV and Parquet plus data_dictionary.{md,csv}."""
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory} is a file, not a folder")
@@ -156,11 +185,11 @@ def export_tables(snapshot: Snapshot, directory: Path) -> ExportResult:
         for name, (source, _) in EXPORTED_TABLES.items():
             if not (snapshot.path / f"{source}.parquet").exists():
                 continue
-            tables[name] = public_table(snapshot, source)
+            tables[name] = public_table(snapshot, source, min_group_size)
             tables[name].write_parquet(staging / f"{name}.parquet")
             tables[name].write_csv(staging / f"{name}.csv")
             counts[name] = tables[name].height
-        _write_dictionary(staging, tables, snapshot)
+        _write_dictionary(staging, tables, snapshot, min_group_size)
         for path in sorted(staging.iterdir()):
             os.replace(path, directory / path.name)
             written.append(directory / path.name)
@@ -169,8 +198,10 @@ def export_tables(snapshot: Snapshot, directory: Path) -> ExportResult:
     return ExportResult(directory, tuple(written), counts)
 
 
-def _write_dictionary(folder: Path, tables: dict[str, pl.DataFrame], snapshot: Snapshot) -> None:
-    k = snapshot.meta.get("min_group_size")
+def _write_dictionary(
+    folder: Path, tables: dict[str, pl.DataFrame], snapshot: Snapshot, k_reader: int | None
+) -> None:
+    k = max(int(str(snapshot.meta.get("min_group_size") or 1)), k_reader or 1)
     lines = [
         "# uscis-timelines open data",
         "",

@@ -40,8 +40,13 @@ def stats_rows(
     office: str | None = None,
     by: str = "office",
     office_basis: str = "intake",
+    min_group_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of published statistics, every figure and count empty for groups under k."""
+    """Rows of published statistics, every figure and count empty for groups under k.
+
+    Groups were suppressed at the k of the refresh; min_group_size (the reader's k) hides
+    groups under it as well.
+    """
     if by not in BY_GROUPING:
         raise ValueError(f"--by must be one of {', '.join(BY_GROUPING)}, not {by!r}")
     if office_basis not in OFFICE_BASES:
@@ -60,6 +65,10 @@ def stats_rows(
             raise ValueError(f"--by {by} groups all offices together: drop --office")
         conditions.append(pl.col("office") == office)
     table = snapshot.scan("group_stats").filter(*conditions).collect()
+    if min_group_size is not None:
+        table = table.with_columns(
+            (pl.col("suppressed") | (pl.col("n_cases") < min_group_size)).alias("suppressed")
+        )
     table = blank_suppressed(table).sort("form_type", "office", "cohort", nulls_last=True)
     rows = table.select(STATS_FIELDS).to_dicts()
     for row in rows:

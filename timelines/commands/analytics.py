@@ -161,7 +161,7 @@ def export(
     from pipeline.analytics.export import export_tables
 
     try:
-        result = export_tables(_snapshot(), directory)
+        result = export_tables(_snapshot(), directory, settings().min_group_size)
     except ValueError as error:
         raise CliError(str(error)) from error
     tables = ", ".join(f"{name} ({rows} rows)" for name, rows in result.n_rows.items())
@@ -198,10 +198,12 @@ def _print_rows(rows: list[dict[str, Any]], columns: dict[str, str], title: str,
 def _published_rows(table: str, form: str | None, office: str | None, sort: list[str]) -> Any:
     import polars as pl
 
+    from pipeline.analytics.export import public_table
+
     snapshot = _snapshot()
     if not (snapshot.path / f"{table}.parquet").exists():
         raise CliError("the published statistics predate this version: run `timelines refresh`")
-    frame = snapshot.table(table)
+    frame = public_table(snapshot, table, settings().min_group_size)
     if form:
         frame = frame.filter(pl.col("form_type") == _form(form))
     if office:
