@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -192,3 +195,45 @@ def chunked(documents: Iterable[RawDocument], size: int) -> Iterable[list[RawDoc
             batch = []
     if batch:
         yield batch
+
+
+def prepare_in_pool(
+    batches: Iterable[list[RawDocument]], key: PseudonymKey, now: datetime, workers: int
+) -> Iterator[PreparedChunk]:
+    """Prepare batches in a pool of processes, yielding chunks in input order.
+
+    At most `workers + 1` chunks are in flight, so memory stays bounded however large the
+    input. The pool uses fresh (spawned) processes: forking a process that holds a DuckDB
+    connection and polars' thread pool can deadlock the child.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[PreparedChunk]] = deque()
+        try:
+            for batch in batches:
+                pending.append(pool.submit(_prepare_columns, _columns(batch), key, now))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_DocumentColumns = tuple[list[str], list[bytes], list[datetime], list[str | None]]
+
+
+def _columns(batch: list[RawDocument]) -> _DocumentColumns:
+    # plain lists pickle several times faster than thousands of small dataclasses
+    return (
+        [d.origin for d in batch],
+        [d.content for d in batch],
+        [d.observed_at for d in batch],
+        [d.read_error for d in batch],
+    )
+
+
+def _prepare_columns(columns: _DocumentColumns, key: PseudonymKey, now: datetime) -> PreparedChunk:
+    documents = [RawDocument(*fields) for fields in zip(*columns, strict=True)]
+    return prepare_chunk(documents, key, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 STAGES: tuple[str, ...] = (
@@ -106,6 +106,11 @@ def title_catalog() -> dict[str, tuple[str, str]]:
 
 def classify(raw_title: str) -> tuple[str, str]:
     """Return (normalized title, stage) for a status title or history sentence."""
+    return _classify_text(str(raw_title))
+
+
+@lru_cache(maxsize=65_536)  # a few hundred distinct wordings recur across millions of events
+def _classify_text(raw_title: str) -> tuple[str, str]:
     text = clean_text(raw_title)
     known = title_catalog().get(text.lower())
     if known is not None:

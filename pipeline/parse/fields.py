@@ -16,6 +16,9 @@ _TEXT_DATE_RE = re.compile(
 _ANY_TEXT_DATE_RE = re.compile(
     r"\b(" + "|".join(_MONTHS) + r")\s+([0-9]{1,2}),\s*([0-9]{4})", re.IGNORECASE
 )
+# "05-29-2024 00:00:00" / "05-29-2024" and "2024-05-29": matched exactly like their strptime formats
+_US_STAMP_RE = re.compile(r"([0-9]{2})-([0-9]{2})-([0-9]{4})(?: ([0-9]{2}):([0-9]{2}):([0-9]{2}))?")
+_ISO_DAY_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME_FORMATS = (
     "%m-%d-%Y %H:%M:%S",
     "%m-%d-%Y",
@@ -59,6 +62,9 @@ def parse_datetime(raw: object) -> datetime | None:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
         return parsed
+    quick = _quick_datetime(text)
+    if quick is not None:
+        return quick
     for fmt in _DATETIME_FORMATS:
         try:
             return datetime.strptime(text, fmt)
@@ -68,6 +74,21 @@ def parse_datetime(raw: object) -> datetime | None:
         f"date {text[:30]!r} is not in a recognised format "
         "(expected e.g. 2024-05-29, 05-29-2024 00:00:00 or May 29, 2024)"
     )
+
+
+def _quick_datetime(text: str) -> datetime | None:
+    """Read the two formats USCIS answers use most without strptime (same result, ~10x faster)."""
+    if (match := _US_STAMP_RE.fullmatch(text)) is not None:
+        month, day, year, hour, minute, second = match.groups()
+        fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    elif (match := _ISO_DAY_RE.fullmatch(text)) is not None:
+        fields = (int(match.group(1)), int(match.group(2)), int(match.group(3)), 0, 0, 0)
+    else:
+        return None
+    try:
+        return datetime(*fields)
+    except ValueError:
+        return None  # let the strptime loop produce its usual answer or error
 
 
 def _parse_offset_iso(text: str) -> datetime:
