@@ -23,7 +23,7 @@ def one(text_or_fields: object):  # type: ignore[no-untyped-def]
 
 
 def test_typed_lines_become_a_timeline() -> None:
-    timeline = one("# my I-485\nForm: I-485\nService center = Nebraska Service Center\n"
+    timeline = one("# my I-485\nForm: I-485  # the green card\nService center = Nebraska Service Center\n"
                    "Receipt date: 5/29/24\nBio: 2024-06-20\nApproved: .\nName: Jane Roe\n")
     assert (timeline.form_type, timeline.intake_office, timeline.received_date) == (
         "I-485", "NSC", date(2024, 5, 29))

@@ -55,10 +55,14 @@ def render() -> None:
     given = st.session_state.get(_INPUT)
     if given is None:
         return
-    settings = load_settings()
-    settings.ensure_home()
-    preview = preview_submission(given[0], given[1], key=load_key(settings.key_path),
-                                 now=datetime.now())
+    try:
+        settings = load_settings()
+        settings.ensure_home()
+        key = load_key(settings.key_path)
+    except (ValueError, OSError) as error:
+        st.error(f"Submissions are not possible right now: {error}", icon=":material/error:")
+        return
+    preview = preview_submission(given[0], given[1], key=key, now=datetime.now())
     _show_preview(preview)
     if preview.records:
         _consent_and_submit(preview, settings.inbox_dir)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from pipeline.model import StatusEvent
 from pipeline.parse.errors import ParseError
@@ -138,12 +139,21 @@ def parse_sheet_date(raw: object, where: str) -> date | None:
     if is_missing(raw):
         return None
     text = " ".join(str(raw).split())
+    parsed = _date_of_text(text)
+    if isinstance(parsed, date):
+        return parsed
     check_plain(text, where)
+    raise ParseError(f"{where} {parsed}")
+
+
+@lru_cache(maxsize=4096)  # a sheet repeats the same few hundred dates
+def _date_of_text(text: str) -> date | str:
+    """The date a cell's text means, or what is wrong with it (after the field's name)."""
     iso = re.match(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$", text)
     us = re.match(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?$", text)
     if us and int(us.group(1)) > 12 and int(us.group(2)) <= 12:
-        raise ParseError(
-            f"{where} {text!r} looks like day/month/year; write dates month/day/year "
+        return (
+            f"{text!r} looks like day/month/year; write dates month/day/year "
             f"(US order, e.g. {int(us.group(2))}/{int(us.group(1))}/{us.group(3)}) or as 2024-05-29"
         )
     try:
@@ -152,19 +162,15 @@ def parse_sheet_date(raw: object, where: str) -> date | None:
         if us:
             return date(_full_year(int(us.group(3))), int(us.group(1)), int(us.group(2)))
     except ValueError as error:
-        raise ParseError(f"{where} {text!r} is not a real calendar date ({error})") from error
+        return f"{text!r} is not a real calendar date ({error})"
     if re.match(r"^\d{5}(?:\.0+)?$", text):
         return _EXCEL_EPOCH + timedelta(days=int(float(text)))
     for fmt in _MONTH_NAMES:
         try:
-            parsed = datetime.strptime(text, fmt).date()
+            return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-        return parsed
-    raise ParseError(
-        f"{where} {text[:30]!r} is not a date: write it like 2024-05-29 or 5/29/2024 "
-        "(month/day/year)"
-    )
+    return f"{text[:30]!r} is not a date: write it like 2024-05-29 or 5/29/2024 (month/day/year)"
 
 
 def _full_year(year: int) -> int:
@@ -359,7 +365,7 @@ def _key_value_lines(text: str) -> tuple[dict[str, object], list[str], list[str]
         if len(parts) != 2:
             errors.append(f"line {number} is not 'field: value' (for example 'form: I-485')")
             continue
-        key, value = parts
+        key, value = parts[0], re.sub(r"\s+#.*$", "", parts[1])  # an inline comment
         name = field_name(key)
         if name is None:
             ignored.append(key)
