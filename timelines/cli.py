@@ -232,7 +232,7 @@ def dashboard_command(cfg: Settings, port: int) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
 
 
