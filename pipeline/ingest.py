@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -18,6 +19,7 @@ from datetime import date, datetime
 import polars as pl
 
 from pipeline.anonymize import PseudonymKey, anonymize_case
+from pipeline.child_processes import exit_with_parent
 from pipeline.model import CaseRecord, ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
 from pipeline.receipts import InvalidReceiptError
@@ -207,7 +209,10 @@ def prepare_in_pool(
     connection and polars' thread pool can deadlock the child.
     """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context,
+        initializer=exit_with_parent, initargs=(os.getpid(),),
+    ) as pool:
         pending: deque[Future[PreparedChunk]] = deque()
         try:
             for batch in batches:
