@@ -81,23 +81,27 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    """The newest migration applied to this database (0 for a new file)."""
+def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """The migrations already applied to this database."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    return int(row[0]) if row else 0
+    return {int(row[0]) for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest migration applied to this database (0 for a new file)."""
+    return max(applied_versions(con), default=0)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply every migration the database lacks, in order, each in its own transaction.
+    """Apply, in order, every shipped migration not yet applied, each in its own transaction.
 
-    A migration merged after a newer one was applied (parallel branches) is still applied.
+    Checking each version (not only those above the newest) means a migration that arrived
+    on a branch merged later is still applied.
     """
-    schema_version(con)  # creates the bookkeeping table on a new file
-    done = {int(row[0]) for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    done = applied_versions(con)
     applied = []
     for version, name, sql in available_migrations():
         if version in done:
