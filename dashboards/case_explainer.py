@@ -89,10 +89,13 @@ class CaseFacts:
     current_office: str | None
     received_date: date | None
     events: tuple[StatusEvent, ...] = field(default=())
+    undated_stage: str | None = None  # a current stage typed without its date
 
     @property
     def stage(self) -> str:
-        """The stage of the latest event ('received' when there is none)."""
+        """The current stage: the one typed without a date, else the latest event's."""
+        if self.undated_stage:
+            return self.undated_stage
         return self.events[-1].stage if self.events else "received"
 
     @property
@@ -157,9 +160,11 @@ def facts_from_record(record: CaseRecord) -> CaseFacts:
 
 
 def facts_from_typed(
-    form_type: str, office: str, received: date, milestones: dict[str, date]
+    form_type: str, office: str, received: date, milestones: dict[str, date],
+    undated_stage: str | None = None,
 ) -> CaseFacts:
-    """Build a case from a form, an office, the receipt date and dated milestones."""
+    """Build a case from a form, an office, the receipt date, dated milestones and,
+    optionally, a current stage whose date is not known."""
     events = [StatusEvent(received, GENERIC_TITLES["received"], "received")]
     events += [StatusEvent(d, GENERIC_TITLES[s], s) for s, d in milestones.items() if s != "received"]
     for event in events:
@@ -169,7 +174,8 @@ def facts_from_typed(
                 f"receipt date {received}: check both dates"
             )
     return CaseFacts(form_type, office, None, received,
-                     tuple(sorted(events, key=lambda e: (e.event_date, e.stage))))
+                     tuple(sorted(events, key=lambda e: (e.event_date, e.stage))),
+                     undated_stage if undated_stage not in (None, "received") else None)
 
 
 def timeline_rows(facts: CaseFacts) -> pl.DataFrame:
@@ -177,14 +183,14 @@ def timeline_rows(facts: CaseFacts) -> pl.DataFrame:
     start = facts.received_date
     return pl.DataFrame(
         {
-            "date": [e.event_date for e in facts.events],
+            "date": [f"{e.event_date:%b %d, %Y}" for e in facts.events],
             "status": [e.title for e in facts.events],
             "days since receipt": [(e.event_date - start).days if start else None
                                    for e in facts.events],
             "what it means": [STAGE_MEANINGS.get(e.stage, STAGE_MEANINGS["other"]).split(". ")[0]
                               for e in facts.events],
         },
-        schema={"date": pl.Date, "status": pl.String, "days since receipt": pl.Int64,
+        schema={"date": pl.String, "status": pl.String, "days since receipt": pl.Int64,
                 "what it means": pl.String},
     )
 
@@ -211,21 +217,20 @@ def estimate_wait(durations: pl.DataFrame, facts: CaseFacts, today: date, k: int
 
 
 @dataclass(frozen=True)
-class DecidedComparison:
-    """How a decided case's wait compares with cases like it; share None when suppressed."""
+class WaitComparison:
+    """How a case's wait so far compares with cases like it; share None when suppressed."""
 
     scope: str
     n_cases: int
     waited_days: int
-    share_decided_sooner: float | None
+    share_decided_within: float | None
 
 
-def compare_decided(durations: pl.DataFrame, facts: CaseFacts, k: int) -> DecidedComparison:
-    """The share of similar cases decided within the days this decided case took."""
-    decided_on = facts.decided_on
-    if facts.form_type is None or facts.received_date is None or decided_on is None:
-        raise CaseInputError("the form type, the receipt date and a decision are needed")
-    waited = max(0, (decided_on - facts.received_date).days)
+def compare_wait(durations: pl.DataFrame, facts: CaseFacts, today: date, k: int) -> WaitComparison:
+    """The share of similar cases decided within the days this case took (or has waited)."""
+    if facts.form_type is None or facts.received_date is None:
+        raise CaseInputError("the form type and the receipt date are needed to compare")
+    waited = max(0, ((facts.decided_on or today) - facts.received_date).days)
     same_form = durations.filter(pl.col("form_type") == facts.form_type)
     scope, cases = f"{facts.form_type} cases at all offices", same_form
     if facts.intake_office:
@@ -233,7 +238,7 @@ def compare_decided(durations: pl.DataFrame, facts: CaseFacts, k: int) -> Decide
         if same_office.height >= k:
             scope, cases = f"{facts.form_type} cases taken in by {facts.intake_office}", same_office
     if cases.height < k:
-        return DecidedComparison(scope, cases.height, waited, None)
+        return WaitComparison(scope, cases.height, waited, None)
     km = kaplan_meier(cases["duration_days"].to_numpy(), cases["decided"].to_numpy())
     idx = int(np.searchsorted(km.timeline, waited, side="right") - 1)
-    return DecidedComparison(scope, cases.height, waited, 1.0 - float(km.survival[idx]))
+    return WaitComparison(scope, cases.height, waited, 1.0 - float(km.survival[idx]))

@@ -12,18 +12,21 @@ import polars as pl
 
 HEIGHT = 320
 _LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=4, labelLimit=220)
+# Distinct hues for groups (Streamlit's default palette pairs light and dark shades).
+_GROUP_SCALE = alt.Scale(scheme="tableau10")
 
 
 def survival_chart(curves: pl.DataFrame, group_col: str, group_title: str) -> alt.LayerChart:
     """Share of cases still waiting after each day, one step line per group, with its band."""
     base = alt.Chart(curves).encode(
-        x=alt.X("time:Q", title="days since receipt"),
-        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LEGEND),
+        x=alt.X("time:Q", title="days since receipt", scale=alt.Scale(domainMin=0, nice=False)),
+        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LEGEND, scale=_GROUP_SCALE),
     )
-    band = base.mark_area(opacity=0.18, interpolate="step-after").encode(
-        y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q")
+    band = base.mark_area(opacity=0.15, interpolate="step-after").encode(
+        y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q"),
+        color=alt.Color(f"{group_col}:N", legend=None, scale=_GROUP_SCALE),
     )
-    line = base.mark_line(interpolate="step-after").encode(
+    line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
         y=alt.Y("survival:Q", title="share still waiting", axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1]))
     )
@@ -51,7 +54,8 @@ def histogram_chart(bins: pl.DataFrame) -> alt.Chart:
         alt.Chart(bins)
         .mark_bar()
         .encode(
-            x=alt.X("bin_start:Q", title="days since receipt (to decision, or so far)"),
+            x=alt.X("bin_start:Q", title="days since receipt (to decision, or so far)",
+                    scale=alt.Scale(domainMin=0, nice=False)),
             x2="bin_end:Q",
             y=alt.Y("sum(n):Q", title="cases", stack="zero"),
             color=alt.Color(
@@ -186,4 +190,26 @@ def bar_chart(table: pl.DataFrame, label: str, value: str, label_title: str,
                      alt.Tooltip(f"{value}:Q", title=value_title, format=",")],
         )
         .properties(height=alt.Step(22))
+    )
+
+
+def poll_outcomes_chart(outcomes: pl.DataFrame) -> alt.Chart:
+    """Polls per day stacked by outcome (ok, not found, error, quota)."""
+    return (
+        alt.Chart(outcomes)
+        .mark_bar()
+        .encode(
+            x=alt.X("day:T", title="day"),
+            y=alt.Y("sum(n_polls):Q", title="polls"),
+            color=alt.Color(
+                "outcome:N", title="",
+                scale=alt.Scale(domain=["ok", "not_found", "invalid", "error", "quota"],
+                                range=["#2ca02c", "#9e9e9e", "#ff7f0e", "#d62728", "#9467bd"]),
+                legend=_LEGEND,
+            ),
+            tooltip=[alt.Tooltip("day:T", format="%b %d, %Y"), "outcome:N",
+                     alt.Tooltip("sum(n_polls):Q", title="polls", format=","),
+                     alt.Tooltip("sum(n_new_events):Q", title="new events", format=",")],
+        )
+        .properties(height=220)
     )

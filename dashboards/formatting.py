@@ -97,3 +97,24 @@ def _interval(row: Mapping[str, object], name: str) -> str:
     return days_with_interval(
         number(f"{name}_days"), number(f"{name}_ci_low"), number(f"{name}_ci_high")
     )
+
+
+def stage_cells(stages: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Stage-to-stage rows in the pipeline's order, as text; suppressed rows say so."""
+    from pipeline.analytics.stage_times import STAGE_INTERVALS
+
+    order = {name: i for i, name in enumerate(STAGE_INTERVALS)}
+    rows = []
+    for row in sorted(stages.iter_rows(named=True), key=lambda r: order.get(r["segment"], 99)):
+        label = STAGE_INTERVALS.get(row["segment"], ("", "", row["segment"]))[2]
+        if row["suppressed"]:
+            rows.append({"step": label, "cases": f"fewer than {k}", "still waiting": "–",
+                         "median days (95% CI)": TOO_FEW, "80% within (days)": "–"})
+            continue
+        rows.append({
+            "step": label, "cases": f"{row['n_cases']:,}", "still waiting": f"{row['n_pending']:,}",
+            "median days (95% CI)": _interval(row, "median"),
+            "80% within (days)": _interval(row, "p80"),
+        })
+    return pl.DataFrame(rows, schema=dict.fromkeys(
+        ["step", "cases", "still waiting", "median days (95% CI)", "80% within (days)"], pl.String))

@@ -16,7 +16,7 @@ VIEWS_DIR = Path(__file__).resolve().parent / "views"
 
 # section -> (module under views/, title, icon, url path)
 SECTIONS: dict[str, list[tuple[str, str, str, str]]] = {
-    "Processing times": [
+    "Statistics": [
         ("overview.py", "Overview", ":material/dashboard:", "overview"),
         ("processing_times.py", "Processing times", ":material/timer:", "processing-times"),
         ("trends.py", "Trends", ":material/trending_up:", "trends"),

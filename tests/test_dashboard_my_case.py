@@ -157,3 +157,37 @@ def test_the_page_works_before_anything_is_published() -> None:
     at.date_input(key="case_received").set_value(date.today() - timedelta(days=30))
     at.button(key="case_typed_go").click().run()
     assert "No statistics are published yet" in said(at)
+
+
+def test_a_typed_status_without_its_date_is_not_given_an_invented_one(published: Path) -> None:
+    at = my_case_page()
+    at.selectbox(key="case_office").set_value("NBC")
+    at.date_input(key="case_received").set_value(date.today() - timedelta(days=40))
+    at.selectbox(key="case_stage").set_value("interview")
+    at.button(key="case_typed_go").click().run()
+    assert "Now: Interview Was Scheduled" in said(at)
+    assert list(at.dataframe[0].value["status"]) == ["Case Was Received"]
+
+
+def test_a_typed_status_with_its_date_joins_the_timeline(published: Path) -> None:
+    received = date.today() - timedelta(days=40)
+    at = my_case_page()
+    at.selectbox(key="case_office").set_value("NBC")
+    at.date_input(key="case_received").set_value(received)
+    at.selectbox(key="case_stage").set_value("biometrics")
+    at.date_input(key="case_stage_date").set_value(received + timedelta(days=20))
+    at.button(key="case_typed_go").click().run()
+    timeline = at.dataframe[0].value
+    assert list(timeline["days since receipt"]) == [0, 20]
+
+
+def test_a_status_dated_before_the_receipt_is_refused(published: Path) -> None:
+    received = date.today() - timedelta(days=40)
+    at = my_case_page()
+    at.selectbox(key="case_office").set_value("NBC")
+    at.date_input(key="case_received").set_value(received)
+    at.selectbox(key="case_stage").set_value("approved")
+    at.date_input(key="case_stage_date").set_value(received - timedelta(days=1))
+    at.button(key="case_typed_go").click().run()
+    assert "is before the receipt date" in said(at)
+    assert "Your case, explained" not in said(at)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -12,21 +15,38 @@ from streamlit.testing.v1 import AppTest
 from pipeline import jobs
 from pipeline.analytics.official import import_official, read_official
 from pipeline.analytics.snapshot import current_snapshot
+from pipeline.polling import run_poll
+from pipeline.registry import Registry, registry_path
 from pipeline.settings import Settings
+from pipeline.sources.uscis_api import ApiSettings, Secret
 from pipeline.store.db import open_store
 from tests.dashboard_support import APP, publish_sample
+from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
+UNKNOWN_RECEIPT = "EAC2290000001"  # well formed, not one of the sandbox's staging receipts
 DATA_PAGES = ("overview", "processing_times", "trends", "official", "health", "download")
 
 
 @pytest.fixture(scope="module")
 def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with 600 synthetic cases published and USCIS's official times imported."""
+    """600 synthetic cases, a poll of the sandbox emulator (12 more synthetic cases), one
+    real-looking case, and USCIS's official times."""
     home = tmp_path_factory.mktemp("dashboard") / "home"
     settings = publish_sample(home)
     with open_store(settings.database_path) as con:
         import_official(con, read_official(PAYLOADS / "processing_times_api_legacy.json"))
+    with Registry(registry_path(home)) as registry:
+        registry.add([*sorted(load_sandbox_receipts())[:12], UNKNOWN_RECEIPT], now=datetime.now())
+    with EmulatorServer(EmulatorConfig(requests_per_second=50)) as server:
+        api = ApiSettings(Secret("id"), Secret("secret"), base_url=server.base_url,
+                          requests_per_second=50)
+        run_poll(settings, api, publish=False)
+    real = home.parent / "real"
+    real.mkdir()
+    answer = json.loads((PAYLOADS / "torch_case_status_success_with_history.json").read_text())
+    (real / "answer.json").write_text(json.dumps(answer["body"]))
+    jobs.ingest(settings, [real])
     jobs.refresh(settings)
     jobs.publish(settings)
     return home
@@ -78,14 +98,16 @@ def test_the_frame_shows_navigation_and_freshness(published: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     sidebar = " ".join(c.value for c in at.sidebar.caption)
-    assert "Figures published" in sidebar and "600 cases" in sidebar
+    n_cases = current_snapshot(Settings(published).published_dir).meta["n_cases"]
+    assert "Figures published just now" in sidebar and f"{n_cases:,} cases" in sidebar
     assert [t.value for t in at.title] == ["How long do USCIS cases take?"]
 
 
 @pytest.mark.parametrize("page", [*DATA_PAGES, "my_case", "methodology"])
 def test_every_page_labels_synthetic_data(published: Path, page: str) -> None:
     at = open_page(page)
-    assert any("Synthetic sample data" in w.value for w in at.warning)
+    banner = [w.value for w in at.warning if "Synthetic sample data" in w.value]
+    assert banner and "612 of 613 cases" in banner[0]
 
 
 def test_overview_counts_cases_and_shows_typical_waits(published: Path) -> None:
@@ -167,11 +189,35 @@ def test_official_page_compares_uscis_with_community_figures(published: Path) ->
     assert "Methods differ" in texts(at) or "different questions" in texts(at)
 
 
-def test_health_page_shows_last_runs_and_quarantine(published: Path) -> None:
+def test_health_page_shows_last_runs_poll_outcomes_and_quota(published: Path) -> None:
     at = open_page("health")
     labels = {m.label: m.value for m in at.metric}
-    assert labels.get("ingest") == "ok" and labels.get("refresh") == "ok"
-    assert "Polling the Case Status API" in texts(at)
+    assert labels["ingest"] == "ok" and labels["refresh"] == "ok" and labels["poll"] == "ok"
+    ok = next(value for label, value in labels.items() if label.startswith("OK on"))
+    assert ok == "12" and labels["Not found"] == "1"
+    # 13 case-status requests and one token request, all to the emulator: no real quota used
+    assert "0 requests of 1,000 (0%), plus 14 to the local emulator" in texts(at)
+    assert any(spec["mark"]["type"] == "bar" for spec in charts(at) if "mark" in spec)
+
+
+def test_health_page_counts_quarantined_records_by_reason(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(tmp_path / "home")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "future.json").write_text(json.dumps({"case_status": {
+        "receiptNumber": "EAC2190000001", "formType": "I-485",
+        "submittedDate": "01-01-2099 00:00:00", "current_case_status_text_en": "Case Was Received",
+        "current_case_status_desc_en": "", "hist_case_status": None}}))
+    (inputs / "broken.json").write_text("{not json")
+    jobs.ingest(settings, [inputs])
+    jobs.refresh(settings)
+    jobs.publish(settings)
+    monkeypatch.setenv("TIMELINES_HOME", str(settings.home))
+    at = open_page("health")
+    reasons = at.dataframe[-1].value
+    assert reasons["records"].sum() >= 2
+    assert "2 records in quarantine" in texts(at)
 
 
 def test_methodology_states_the_publication_threshold(published: Path) -> None:
@@ -180,8 +226,32 @@ def test_methodology_states_the_publication_threshold(published: Path) -> None:
     assert "never stored" in texts(at).lower()
 
 
-def test_download_offers_suppressed_aggregates_only(published: Path) -> None:
+def test_download_offers_the_export_and_each_table(published: Path) -> None:
     at = open_page("download")
-    buttons = at.get("download_button")
-    assert buttons, "download buttons are offered"
-    assert "durations" not in texts(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels[0].startswith("Everything, with the data dictionary")
+    assert labels.count("CSV") == labels.count("PARQUET") >= 4
+
+
+def test_processing_times_show_outcome_shares_and_stage_times(published: Path) -> None:
+    at = open_page("processing_times", {"form": "I-485"})
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Approved"].endswith("%") and metrics["Request for evidence"].endswith("%")
+    stages = at.dataframe[1].value
+    assert "Receipt to decision" in set(stages["step"])
+    assert "Receipt to biometrics" in set(stages["step"])
+
+
+def test_the_download_zip_is_the_open_data_export_without_case_rows(published: Path) -> None:
+    from dashboards.open_data import export_zip, table_bytes
+
+    snapshot = current_snapshot(Settings(published).published_dir)
+    with zipfile.ZipFile(io.BytesIO(export_zip(str(snapshot.path)))) as z:
+        names = {Path(n).name for n in z.namelist()}
+    assert {"data_dictionary.md", "processing_times.csv", "processing_times.parquet"} <= names
+    assert not any("durations" in n for n in names)
+    stats = pl.read_csv(io.BytesIO(table_bytes(str(snapshot.path), "group_stats", "csv")))
+    suppressed = stats.filter(pl.col("suppressed"))
+    assert suppressed.height > 0, "the sample has groups under k"
+    assert suppressed["n_cases"].null_count() == suppressed.height
+    assert suppressed["median_days"].null_count() == suppressed.height

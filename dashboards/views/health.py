@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, notices
-from dashboards.formatting import age, when
+from dashboards.formatting import age, percent, when
 from pipeline.analytics.snapshot import Snapshot
-
-POLL_TABLES = ("poll_outcomes",)
-QUOTA_TABLES = ("poll_quota",)
+from pipeline.poll_report import production_readiness, traffic_table
+from pipeline.sources.uscis_api import ENV_QUOTA, ENV_ZONE
 
 
 def render() -> None:
@@ -83,25 +86,68 @@ def _last_runs(runs: pl.DataFrame) -> None:
 
 
 def _polling(snapshot: Snapshot) -> None:
-    outcomes = _first_table(snapshot, POLL_TABLES)
-    quota = _first_table(snapshot, QUOTA_TABLES)
-    if outcomes is None and quota is None:
+    outcomes = data.read_table(snapshot, "poll_outcomes")
+    traffic = data.read_table(snapshot, "api_traffic")
+    if (outcomes is None or outcomes.height == 0) and (traffic is None or traffic.height == 0):
         st.info("No polling is recorded in this snapshot. Polling starts once receipts are "
                 "tracked (`timelines track add RECEIPT --consent`) and `timelines poll` runs.",
                 icon=":material/info:")
         return
-    if quota is not None and quota.height:
-        st.dataframe(quota, hide_index=True, width="stretch")
     if outcomes is not None and outcomes.height:
-        st.dataframe(outcomes, hide_index=True, width="stretch")
+        last = outcomes["last_polled_at"].max()
+        latest_day = outcomes["day"].max()
+        today = outcomes.filter(pl.col("day") == latest_day)
+        by_outcome = dict(today.group_by("outcome").agg(pl.col("n_polls").sum()).iter_rows())
+        cols = st.columns(4)
+        cols[0].metric("Last poll", age(last), delta=when(last), delta_color="off",
+                       delta_arrow="off")
+        cols[1].metric(f"OK on {latest_day:%b %d}", f"{by_outcome.get('ok', 0):,}")
+        cols[2].metric("Not found", f"{by_outcome.get('not_found', 0):,}",
+                       help="USCIS answers 404 for unknown receipts and, on purpose, for "
+                            "protected cases.")
+        errors = sum(v for k, v in by_outcome.items() if k not in {"ok", "not_found"})
+        cols[3].metric("Errors or quota", f"{errors:,}")
+        st.altair_chart(charts.poll_outcomes_chart(outcomes), width="stretch")
+        problems = outcomes.filter(pl.col("outcome") != "ok").head(20)
+        if problems.height:
+            with st.expander("Recent problems"):
+                st.dataframe(problems.select("day", "outcome", "reason", "n_polls"),
+                             hide_index=True, width="stretch")
+    if traffic is not None and traffic.height:
+        _quota(traffic)
 
 
-def _first_table(snapshot: Snapshot, names: tuple[str, ...]) -> pl.DataFrame | None:
-    for name in names:
-        table = data.read_table(snapshot, name)
-        if table is not None:
-            return table
-    return None
+def _quota(traffic: pl.DataFrame) -> None:
+    quota = _configured_quota()
+    day = _quota_day()
+    today = traffic.filter(pl.col("day") == day)
+    used = int(today.filter(pl.col("api") != "emulator")["n_requests"].sum())
+    emulated = int(today.filter(pl.col("api") == "emulator")["n_requests"].sum())
+    share = f" of {quota:,} ({percent(used / quota)})" if quota else ""
+    st.markdown(f"**Quota used today** ({day:%b %d}, in the quota's time zone): "
+                f"{used:,} requests{share}"
+                + (f", plus {emulated:,} to the local emulator." if emulated else "."))
+    st.caption("Requests to the emulator do not count. The daily quota is configuration "
+               "(USCIS_API_DAILY_QUOTA); sources disagree on the real one.")
+    readiness = production_readiness(traffic, day)
+    (st.success if readiness.qualifies else st.caption)(readiness.describe())
+    with st.expander("Requests per day and HTTP status"):
+        st.dataframe(traffic_table(traffic, day - timedelta(days=14)), hide_index=True,
+                     width="stretch")
+
+
+def _configured_quota() -> int | None:
+    """The daily quota configured for the poller (the default 1,000; None when unreadable)."""
+    raw = os.environ.get(ENV_QUOTA, "").strip() or "1000"
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def _quota_day() -> date:
+    zone = os.environ.get(ENV_ZONE, "").strip() or "America/New_York"
+    try:
+        return datetime.now(ZoneInfo(zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return date.today()
 
 
 render()

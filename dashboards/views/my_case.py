@@ -14,7 +14,7 @@ from dashboards.navigation import page_exists
 from pipeline.analytics.estimate import CaseEstimate
 from pipeline.parse.forms import COMMON_FORMS
 from pipeline.receipts import OFFICE_NAMES, OFFICES, InvalidReceiptError, office_of
-from pipeline.stages import STAGES
+from pipeline.stages import GENERIC_TITLES, STAGES
 
 _FACTS = "my_case_facts"  # the CaseFacts being explained (no receipt number in it)
 TYPED_STAGES = [s for s in STAGES if s not in {"rejected", "other"}]
@@ -145,10 +145,9 @@ def _typed_facts(receipt: str | None, form: object, office: object, received: ob
             else office_of(str(office or "")))
     if code is None:
         raise ce.CaseInputError("choose the office, or type your receipt number")
-    milestones = {}
-    if stage != "received":
-        milestones[str(stage)] = stage_date if isinstance(stage_date, date) else date.today()
-    return ce.facts_from_typed(form_type, code, received, milestones)
+    if stage == "received" or not isinstance(stage_date, date):
+        return ce.facts_from_typed(form_type, code, received, {}, undated_stage=str(stage))
+    return ce.facts_from_typed(form_type, code, received, {str(stage): stage_date})
 
 
 def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> None:
@@ -161,7 +160,8 @@ def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> Non
         lines.append(f"received {when(received)} ({(today - received).days:,} days ago)")
     st.markdown(", ".join(lines) + ". " + ce.office_sentence(facts))
     stage = facts.stage
-    title = facts.events[-1].title if facts.events else "Case Was Received"
+    title = (GENERIC_TITLES[stage] if facts.undated_stage
+             else facts.events[-1].title if facts.events else "Case Was Received")
     st.subheader(f"Now: {title}")
     st.markdown(ce.STAGE_MEANINGS.get(stage, ce.STAGE_MEANINGS["other"]))
     st.markdown(f"**What usually comes next.** {ce.NEXT_STEPS.get(stage, ce.NEXT_STEPS['other'])}")
@@ -175,38 +175,36 @@ def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> Non
     if facts.form_type is None or received is None:
         st.info("The form type and the receipt date are needed to compare with other cases.")
         return
-    if facts.decided_on is not None:
-        _decided(ce.compare_decided(durations, facts, k), k)
-    elif stage in ce.CLOSED_STAGES:
+    if stage in ce.DECIDED_STAGES and facts.decided_on is None:
+        st.info("Enter the date of the decision to compare your wait with similar cases.")
+        return
+    if stage in ce.CLOSED_STAGES and facts.decided_on is None:
         st.markdown("This case is closed without a decision, so there is no wait to estimate.")
-    else:
-        _pending(ce.estimate_wait(durations, facts, today, k), k)
-
-
-def _decided(comparison: ce.DecidedComparison, k: int) -> None:
-    if comparison.share_decided_sooner is None:
+        return
+    comparison = ce.compare_wait(durations, facts, today, k)
+    if comparison.share_decided_within is None:
         notices.too_few(k, comparison.scope)
         return
+    decided = facts.decided_on is not None
     st.markdown(
-        f"Your case was decided after **{comparison.waited_days:,} days**. Among "
-        f"{comparison.n_cases:,} {comparison.scope}, **{percent(comparison.share_decided_sooner)}** "
-        "were decided within that time (cases still waiting counted as waiting)."
+        f"Your case {'was decided after' if decided else 'has waited'} "
+        f"**{comparison.waited_days:,} days**. Of {comparison.n_cases:,} {comparison.scope}, "
+        f"**{percent(comparison.share_decided_within)}** were decided within that time (cases "
+        "still waiting counted as waiting)."
     )
+    if not decided:
+        _pending(ce.estimate_wait(durations, facts, today, k), k)
 
 
 def _pending(estimate: CaseEstimate, k: int) -> None:
     if not estimate.enough_data:
         st.info(
-            f"{TOO_FEW.capitalize()} for a case like yours: an estimate needs at least {k} "
-            f"similar cases still waiting after {estimate.waited_days:,} days ("
-            + "; ".join(estimate.notes) + ").",
+            f"{TOO_FEW.capitalize()} about the rest of your wait: fewer than {k} cases like "
+            f"yours were still waiting after {estimate.waited_days:,} days, so there is nothing "
+            "to estimate it from.",
             icon=":material/visibility_off:",
         )
         return
-    st.markdown(
-        f"You have waited **{estimate.waited_days:,} days**. Of the cases like yours (same "
-        f"{estimate.basis}), {percent(estimate.still_waiting_share)} were still waiting this late."
-    )
     cols = st.columns(max(1, len(estimate.chances)))
     for col, chance in zip(cols, estimate.chances, strict=False):
         value = "not known yet" if chance.probability is None else percent(chance.probability)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, filters, notices, queries
 from dashboards.figures import Selection, cohort_label
-from dashboards.formatting import NOT_REACHED, days, interval, percentile_cells
+from dashboards.formatting import (
+    NOT_REACHED,
+    days,
+    interval,
+    percent,
+    percentile_cells,
+    stage_cells,
+)
+from pipeline.analytics.snapshot import Snapshot
 
 
 def render() -> None:
@@ -62,6 +71,51 @@ def render() -> None:
         "decided so far to say. The finished-only median is what most trackers report; it is "
         "shorter because it leaves out everyone still waiting."
     )
+
+    st.subheader("Outcomes so far")
+    _outcomes(view.table.row(0, named=True))
+
+    st.subheader("Steps along the way")
+    _stages(snapshot, selection, k)
+
+
+def _outcomes(row: dict[str, object]) -> None:
+    cols = st.columns(4)
+    for col, (label, name, of) in zip(cols, (
+        ("Approved", "approval", "of decided cases"), ("Denied", "denial", "of decided cases"),
+        ("Request for evidence", "rfe", "of all cases, so far"),
+        ("Transferred", "transfer", "of all cases, so far"),
+    ), strict=True):
+        share = row.get(f"{name}_rate")
+        low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+        value = "–" if share is None else percent(float(str(share)))
+        band = (None if low is None or high is None
+                else f"95% CI {percent(float(str(low)))}–{percent(float(str(high)))}")
+        col.metric(label, value, delta=band, delta_color="off", delta_arrow="off", help=of)
+    st.caption("Wilson 95% intervals. Requests for evidence and transfers count what has "
+               "happened so far: cases still waiting may get one later.")
+
+
+def _stages(snapshot: Snapshot, selection: Selection, k: int) -> None:
+    if selection.cohort or selection.office_kind != "intake":
+        st.caption("Stage-to-stage times are published per form and intake office, for all "
+                   "filing dates: clear the filing date and count cases at the office that "
+                   "received them to see them.")
+        return
+    stages = data.read_table(snapshot, "stage_stats")
+    if stages is None:
+        st.caption("Stage-to-stage times are not in this snapshot yet: `timelines refresh` "
+                   "publishes them.")
+        return
+    office = pl.col("office").is_null() if selection.office is None else (
+        pl.col("office") == selection.office)
+    rows = stages.filter((pl.col("form_type") == selection.form) & office)
+    if rows.height == 0:
+        st.caption("No stage-to-stage times for this selection.")
+        return
+    st.dataframe(stage_cells(rows, k), hide_index=True, width="stretch")
+    st.caption("Each row starts when a case reached the first step; cases still waiting for the "
+               "second step count as waiting. Cases that never went through a step are left out.")
 
 
 def describe(selection: Selection) -> str:
