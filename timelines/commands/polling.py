@@ -162,9 +162,12 @@ def _print_report(cfg: Settings, days: int, output: str) -> None:
         for row in table.iter_rows():
             view.add_row(*(str(v) for v in row))
         Console(width=max(100, Console().width)).print(view)
-    typer.echo(readiness.describe())
-    if not traffic.filter(traffic["api"] == "sandbox").height:
-        typer.echo("No sandbox traffic is recorded yet (emulator traffic does not count).")
+    if traffic.filter(traffic["api"] == "sandbox").is_empty():
+        typer.echo("No sandbox traffic is recorded yet (emulator traffic does not count). USCIS "
+                   "asks for five consecutive weekdays of sandbox traffic with 200 and 4xx "
+                   "answers before it grants production access: see docs/polling.md.")
+    else:
+        typer.echo(readiness.describe())
 
 
 def _quota_zone() -> str:
@@ -260,10 +263,10 @@ def track_list(
 
 
 def _entry_row(entry: TrackedReceipt, show: bool, now: datetime) -> dict[str, Any]:
-    if entry.next_due is None:
-        why = "USCIS said the number is invalid" if entry.last_outcome == "invalid" else (
-            "decided; the grace period is over")
-        next_poll = f"never ({why}; `timelines poll --force` still polls it)"
+    if entry.next_due is None:  # `timelines poll --force` still polls it
+        why = "USCIS calls the number invalid" if entry.last_outcome == "invalid" else (
+            f"decided {entry.decided_at}, grace period over")
+        next_poll = f"no more ({why})"
     elif entry.next_due <= now:
         next_poll = "at the next run"
     else:
