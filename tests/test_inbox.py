@@ -192,6 +192,7 @@ con.close()
 """
 
 
+@pytest.mark.slow
 def test_submitting_works_while_a_flow_holds_the_database(settings: Settings) -> None:
     with open_store(settings.database_path):
         pass  # create the file
@@ -257,3 +258,24 @@ def test_the_inbox_flow_stores_and_deletes(settings: Settings) -> None:
     again = inbox_flow()
     assert [d.found for d in again.deletions] == [True]
     assert published_cases(settings) == 0
+
+
+RUN_THE_INBOX = """
+from pipeline.settings import load_settings
+from pipeline.submissions.jobs import process_inbox
+process_inbox(load_settings())
+"""
+
+
+@pytest.mark.slow
+def test_two_inbox_runs_at_once_store_every_submission_exactly_once(settings: Settings) -> None:
+    codes = [submit(settings, json.dumps(simplified(receipt=f"MSC24900001{n:02d}"))).code
+             for n in range(6)]
+    runs = [subprocess.Popen([sys.executable, "-c", RUN_THE_INBOX], stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    for run in runs:
+        _, errors = run.communicate(timeout=300)
+        assert run.returncode == 0, errors
+    assert {lookup_status(settings.inbox_dir, code).state for code in codes} == {"stored"}
+    assert rows(settings, "SELECT count(*), count(DISTINCT submission_id) FROM submissions") == [(6, 6)]
+    assert rows(settings, "SELECT count(*) FROM cases") == [(6,)]

@@ -164,6 +164,7 @@ SUFFIXES = {"case_status_api": ".json", "myuscis": ".json", "simplified": ".json
             "typed_form": ".txt", "csv_import": ".csv"}
 
 
+@pytest.mark.slow
 def test_cli_preview_without_consent_stores_nothing(tmp_path: Path) -> None:
     home = tmp_path / "home"
     source = tmp_path / "history.csv"
@@ -175,6 +176,7 @@ def test_cli_preview_without_consent_stores_nothing(tmp_path: Path) -> None:
     assert not (home / "inbox" / "pending").exists() or not any((home / "inbox" / "pending").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_every_kind_is_stored_counted_and_deleted_again(tmp_path: Path) -> None:
     home = tmp_path / "home"
     codes: dict[str, str] = {}
@@ -201,6 +203,7 @@ def test_cli_every_kind_is_stored_counted_and_deleted_again(tmp_path: Path) -> N
     assert sum(r["n_cases"] or 0 for r in after) == 0
 
 
+@pytest.mark.slow
 def test_cli_reads_standard_input_and_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
     home = tmp_path / "home"
     bad = timelines("submit", "-", "--consent", home=home, stdin='{"case_status": ')
@@ -212,6 +215,7 @@ def test_cli_reads_standard_input_and_refuses_bad_input_with_exit_2(tmp_path: Pa
     assert nothing.returncode == 2 and "--inbox" in nothing.stderr
 
 
+@pytest.mark.slow
 def test_cli_ingest_inbox_stores_what_was_queued_without_ingesting(tmp_path: Path) -> None:
     home = tmp_path / "home"
     source = tmp_path / "history.json"

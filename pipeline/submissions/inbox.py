@@ -28,12 +28,7 @@ from pipeline.redact import redact_for_storage
 from pipeline.submissions.codes import hash_code, new_deletion_code
 from pipeline.submissions.consent import Consent
 from pipeline.submissions.preview import SubmissionPreview
-from pipeline.submissions.records import (
-    RecordError,
-    attempt_to_json,
-    record_from_json,
-    record_to_json,
-)
+from pipeline.submissions.records import RecordError, record_from_json, record_to_json
 
 ENVELOPE_FORMAT = "timelines-submission/1"
 STATES = ("waiting", "stored", "partly_stored", "quarantined", "deletion_requested", "deleted")
@@ -211,6 +206,8 @@ def read_envelope(path: Path) -> Envelope:
     """Read a pending submission back, re-checking every record; RecordError if damaged."""
     try:
         data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise  # taken by another run, or deleted while waiting: not damage
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RecordError(f"{path.name} cannot be read: {error}") from error
     if not isinstance(data, dict) or data.get("format") != ENVELOPE_FORMAT:
@@ -242,7 +239,8 @@ def set_aside(inbox_dir: Path, path: Path) -> Path:
     """Move a damaged file out of the way (kept for an operator, never silently deleted)."""
     target = _directories(inbox_dir)["unreadable"] / path.name
     ensure_inbox(inbox_dir)
-    os.replace(path, target)
+    with suppress(FileNotFoundError):  # another run set it aside first
+        os.replace(path, target)
     return target
 
 
@@ -297,7 +295,7 @@ def request_deletion(inbox_dir: Path, code: str, now: datetime) -> SubmissionSta
     if status.state == "deleted":
         return status
     for path in pending_files(inbox_dir):
-        with suppress(RecordError):
+        with suppress(RecordError, FileNotFoundError):
             if read_envelope(path).deletion_hash == digest:
                 with suppress(FileNotFoundError):
                     path.unlink()
@@ -323,7 +321,3 @@ def deletion_requested(inbox_dir: Path, digest: str) -> bool:
     """Tell whether a deletion request for this code hash is waiting."""
     return (_directories(inbox_dir)["deletions"] / f"{digest}.json").exists()
 
-
-def attempts_json(rejected: tuple[RejectedAttempt, ...]) -> list[dict[str, object]]:
-    """The anonymized attempts of skipped records (for quarantine)."""
-    return [attempt_to_json(r.record) for r in rejected]
