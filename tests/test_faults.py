@@ -304,3 +304,103 @@ def test_a_writer_waits_for_a_held_database_then_goes_on(
     finally:
         con.close()
     assert started.timestamp() < released, "the ingest started after the database was free"
+
+
+def submit(settings: Settings, receipt: str) -> str:
+    """Queue one consented submission in the inbox, as the submit page does; return its code."""
+    from datetime import datetime
+
+    from pipeline.anonymize import load_key
+    from pipeline.submissions.consent import give_consent
+    from pipeline.submissions.inbox import write_submission
+    from pipeline.submissions.preview import preview_submission
+    from tests.submission_inputs import simplified
+
+    now = datetime.now()
+    preview = preview_submission(json.dumps(simplified(receipt)), key=load_key(settings.key_path),
+                                 now=now)
+    return write_submission(settings.inbox_dir, preview, give_consent(now), now=now).code
+
+
+def states(settings: Settings, codes: list[str]) -> list[str]:
+    from pipeline.submissions.inbox import lookup_status
+
+    return [lookup_status(settings.inbox_dir, code).state for code in codes]
+
+
+def test_damaged_inbox_files_are_quarantined_with_their_reason_and_the_rest_stored(
+    settings: Settings,
+) -> None:
+    settings.ensure_home()
+    codes = [submit(settings, f"MSC24900002{i:02d}") for i in range(3)]
+    pending = settings.inbox_dir / "pending"
+    damaged = {
+        "s_20250101T000000_truncated.json": b'{"format": "timelines-submission/1", "cases": [',
+        "s_20250101T000001_not_text.json": b"\xff\xfe\x00garbage\x81",
+        "s_20250101T000002_foreign.json": b'{"format": "something else", "cases": []}',
+    }
+    for name, content in damaged.items():
+        (pending / name).write_bytes(content)
+
+    run = subprocess.run([timelines_exe(), "ingest", "--inbox", "--format", "json"],
+                         env=child_env(settings.home, shared_key=False),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert sorted(summary["unreadable"]) == sorted(damaged)
+    assert summary["stored_cases"] == 3
+    assert states(settings, codes) == ["stored"] * 3
+    assert sorted(p.name for p in (settings.inbox_dir / "unreadable").iterdir()) == sorted(damaged)
+    assert not list(pending.iterdir())
+
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        kept = dict(con.execute("SELECT origin, reasons FROM quarantine").fetchall())
+        [(n_cases,)] = con.execute("SELECT count(*) FROM cases").fetchall()
+    finally:
+        con.close()
+    assert n_cases == 3
+    assert set(kept) == {f"inbox file {name}" for name in damaged}
+    for name in damaged:
+        [reason] = kept[f"inbox file {name}"]
+        assert "could not be read" in reason and "inbox/unreadable/" in reason
+    assert "not a submission written by this program" in kept["inbox file s_20250101T000002_foreign.json"][0]
+    assert current_snapshot(settings.published_dir).meta["n_quarantined"] == 3
+
+
+@pytest.mark.slow
+def test_submissions_arriving_during_an_ingest_are_all_stored(
+    settings: Settings, histories: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMELINES_PSEUDONYM_KEY", KEY)  # the same key as the child processes
+    settings.ensure_home()
+    env = child_env(settings.home)
+    ingest = subprocess.Popen([timelines_exe(), "ingest", str(histories)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(n.endswith(".jsonl") for n in open_files(ingest.pid)) or
+             ingest.poll() is not None, "the ingest to start reading")
+    codes = [submit(settings, f"MSC24900003{i:02d}") for i in range(4)]
+    inbox = subprocess.Popen([timelines_exe(), "ingest", "--inbox", "--format", "json"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    codes += [submit(settings, f"MSC24900003{i:02d}") for i in range(4, 8)]
+    assert ingest.poll() is None, "the ingest finished before the submissions arrived"
+    codes += [submit(settings, f"MSC24900003{i:02d}") for i in range(8, 10)]
+
+    out, err = ingest.communicate(timeout=600)
+    assert ingest.returncode == 0, err
+    assert "stored 42000 cases" in out
+    out, err = inbox.communicate(timeout=600)
+    assert inbox.returncode == 0, err
+    assert json.loads(out)["unreadable"] == []
+    late = subprocess.run([timelines_exe(), "ingest", "--inbox", "--format", "json"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert late.returncode == 0, late.stderr
+
+    assert states(settings, codes) == ["stored"] * 10
+    assert not list((settings.inbox_dir / "pending").iterdir())
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        [(n_cases,)] = con.execute("SELECT count(*) FROM cases").fetchall()
+    finally:
+        con.close()
+    assert n_cases == 42_000 + 10

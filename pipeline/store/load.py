@@ -124,7 +124,7 @@ def store_chunk(
     finally:
         con.unregister("incoming_cases")
         con.unregister("incoming_events")
-    _insert_rejections(con, run_id, rejections)
+    quarantine_rejections(con, run_id, rejections)
     result.n_read += chunk.n_documents
     result.n_stored += cases.height
     result.rejections.extend(rejections)
@@ -176,9 +176,10 @@ def _table_sizes(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return int(n_cases), int(n_events)
 
 
-def _insert_rejections(
+def quarantine_rejections(
     con: duckdb.DuckDBPyConnection, run_id: int, rejections: list[Rejection]
 ) -> None:
+    """Keep rejected records in quarantine with their reasons; a repeat adds nothing."""
     if not rejections:
         return
     con.executemany(

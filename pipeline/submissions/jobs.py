@@ -8,14 +8,17 @@ statistics are recomputed and a new snapshot is published.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline import jobs
+from pipeline.model import Rejection
+from pipeline.redact import redact_for_storage
 from pipeline.settings import Settings
 from pipeline.store.db import open_store
-from pipeline.store.load import LoadResult, next_run_id, record_run
+from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run
 from pipeline.submissions.deletion import DeletionOutcome, delete_submission
 from pipeline.submissions.inbox import (
     SubmissionStatus,
@@ -50,6 +53,14 @@ class InboxResult:
 
 def _stamp(now: datetime) -> str:
     return now.isoformat(timespec="seconds")
+
+
+def unreadable_file(name: str, error: str) -> Rejection:
+    """The quarantine entry of an inbox file that could not be read: its name and why."""
+    reason = (f"the submission file could not be read, so it was set aside in "
+              f"inbox/unreadable/ for an operator: {redact_for_storage(error)}")
+    digest = hashlib.sha256(f"inbox\0{name}\0{reason}".encode()).hexdigest()[:40]
+    return Rejection(origin=f"inbox file {name}", reasons=(reason,), fingerprint=digest)
 
 
 def apply_deletion_requests(settings: Settings, now: datetime | None = None) -> list[DeletionOutcome]:
@@ -90,7 +101,9 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
                 envelope = read_envelope(path)
             except FileNotFoundError:
                 continue  # deleted while waiting, or taken by another run
-            except RecordError:
+            except RecordError as error:
+                # the reason is kept first, so a crash before the move only repeats it
+                quarantine_rejections(con, run_id, [unreadable_file(path.name, str(error))])
                 result.unreadable.append(set_aside(inbox, path).name)
                 continue
             if deletion_requested(inbox, envelope.deletion_hash):
