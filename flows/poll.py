@@ -26,6 +26,7 @@ from timelines.progress import poll_progress
 
 ENV_CRON = "TIMELINES_POLL_CRON"
 DEFAULT_CRON = "0 6 * * *"  # every day at 06:00 (the server's time zone)
+ENV_FETCH_RETRY_DELAYS = "TIMELINES_POLL_FETCH_RETRY_DELAYS"  # seconds, e.g. "30,120"
 FETCH_RETRY_DELAYS_S = [30, 120]
 DEMO_CONSENT_VERSION = "demo"
 
@@ -99,6 +100,20 @@ class PollFailed(RuntimeError):
     """The poll stopped on a problem the operator must look at (credentials, API down)."""
 
 
+def fetch_retry_delays() -> list[int]:
+    """Return the pauses before each retry of the fetch task (TIMELINES_POLL_FETCH_RETRY_DELAYS)."""
+    raw = os.environ.get(ENV_FETCH_RETRY_DELAYS, "").strip()
+    if not raw:
+        return FETCH_RETRY_DELAYS_S
+    try:
+        delays = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{ENV_FETCH_RETRY_DELAYS}={raw!r} is not a list of seconds") from exc
+    if any(d < 0 for d in delays):
+        raise ValueError(f"{ENV_FETCH_RETRY_DELAYS}={raw!r} must not be negative")
+    return delays
+
+
 def poll_steps(
     api: ApiSettings, *, force: bool, limit: int | None, show_progress: bool
 ) -> polling.PollSummary:
@@ -115,7 +130,9 @@ def poll_steps(
     try:
         # ServiceDown is recorded in progress.problem; what was fetched is still stored.
         with suppress(polling.ServiceDown):
-            fetch(api, batch, progress, show_progress)
+            delays = fetch_retry_delays()
+            retried = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)
+            retried(api, batch, progress, show_progress)
         prepared = prepare(progress, polling.answers_are_synthetic(label), now)
         message = polling.summarize(label, batch, progress, prepared, None).describe()
         stored = store(prepared, progress, now, label, message)

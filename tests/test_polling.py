@@ -570,3 +570,24 @@ def test_the_poll_flow_runs_for_real(
     assert poll_deployment().schedules[0].schedule.cron == "0 6 * * *"
     monkeypatch.setenv("TIMELINES_POLL_CRON", "30 13 * * 1-5")
     assert poll_deployment().schedules[0].schedule.cron == "30 13 * * 1-5"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_flow_retries_the_fetch_when_the_api_was_down_and_resumes(
+    settings: Settings, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.poll import poll_flow
+
+    server = start_emulator(requests_per_second=1000, faults=FaultConfig(script=["503"] * 5))
+    for name, value in timelines_env(settings.home, server, USCIS_API_MAX_RETRIES="0",
+                                     TIMELINES_POLL_FETCH_RETRY_DELAYS="0").items():
+        if name.startswith(("USCIS_", "TIMELINES_")):
+            monkeypatch.setenv(name, value)
+    track(settings, RECEIPTS[:10])
+    summary = poll_flow()
+    # The first attempt stopped after five 503s; the task's retry asked again only about
+    # what was not settled, and the traffic of both attempts is counted.
+    assert summary.outcomes["ok"] == 10 and summary.problem is None
+    assert summary.requests == {200: 12, 503: 5}  # a token per attempt
+    assert counters(server)["by_receipt"] == {
+        **dict.fromkeys(RECEIPTS[:5], 2), **dict.fromkeys(RECEIPTS[5:10], 1)}
