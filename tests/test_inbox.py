@@ -279,3 +279,17 @@ def test_two_inbox_runs_at_once_store_every_submission_exactly_once(settings: Se
     assert {lookup_status(settings.inbox_dir, code).state for code in codes} == {"stored"}
     assert rows(settings, "SELECT count(*), count(DISTINCT submission_id) FROM submissions") == [(6, 6)]
     assert rows(settings, "SELECT count(*) FROM cases") == [(6,)]
+
+
+def test_deleting_keeps_a_case_the_poller_also_knows(settings: Settings) -> None:
+    submitted = submit(settings, json.dumps(api_answer()))
+    process_inbox(settings)
+    case_id = pseudonymize("LIN9999106499", load_key(settings.key_path))
+    with open_store(settings.database_path) as con:  # the poller asked USCIS about it (not found)
+        con.execute("INSERT INTO poll_outcomes (run_id, case_id, polled_at, outcome) "
+                    "VALUES (99, ?, ?, 'not_found')", [case_id, NOW])
+    request_deletion(settings.inbox_dir, submitted.code, NOW)
+    process_inbox(settings)
+    assert rows(settings, "SELECT count(*) FROM status_events") == [(0,)]
+    assert rows(settings, "SELECT case_id FROM cases") == [(case_id,)]
+    assert rows(settings, "SELECT count(*) FROM poll_outcomes") == [(1,)]

@@ -1,9 +1,9 @@
 """Deleting a submission and everything derived from it from the analytics database.
 
 Removed: the events only this submission brought, the cases nothing else supports (no
-other submission, no poll or file ingest, no remaining event) together with every row keyed
-by those cases in any other table, the submission's quarantine rows and its lineage. Kept:
-what another submission or another source also supports. The statistics are recomputed
+other submission, no poll or file ingest, no remaining event, no row of a poll) together
+with their rows in the tables derived from them, the submission's quarantine rows and its
+lineage. Kept: what another submission or another source also supports. The statistics are recomputed
 and re-published by the caller afterwards, so the dashboard stops counting it.
 """
 
@@ -17,6 +17,10 @@ from pipeline.submissions.storage import origin_of
 
 _OWN_TABLES = {"cases", "status_events", "quarantine", "submissions", "submission_cases",
                "submission_events"}
+# Tables recomputed from `cases` by the refresh: their rows of a deleted case go with it. A row
+# of a deleted case in any other table keyed by case_id (poll outcomes, observations) means
+# another source knows the case, so the case is kept.
+DERIVED_TABLES = {"case_durations"}
 
 _DOOMED_EVENTS = """
 CREATE OR REPLACE TEMP TABLE doomed_events AS
@@ -37,6 +41,7 @@ WHERE s.submission_id IN (SELECT submission_id FROM doomed_submissions) AND NOT 
         AND o.case_id = s.case_id)
   AND NOT EXISTS (SELECT 1 FROM status_events e WHERE e.case_id = s.case_id)
 """
+_NOT_KNOWN_TO = '  AND NOT EXISTS (SELECT 1 FROM "{table}" o WHERE o.case_id = s.case_id)\n'
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,11 @@ def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> Del
             "DELETE FROM status_events s USING doomed_events d WHERE s.case_id = d.case_id"
             " AND s.event_date = d.event_date AND s.stage = d.stage"
         )
-        con.execute(_DOOMED_CASES)
+        keyed = _case_keyed_tables(con)
+        others = [t for t in keyed if t not in DERIVED_TABLES]
+        con.execute(_DOOMED_CASES + "".join(_NOT_KNOWN_TO.format(table=t) for t in others))
         n_cases = _count(con, "SELECT count(*) FROM doomed_cases")
-        for table in _case_keyed_tables(con):
+        for table in (t for t in keyed if t in DERIVED_TABLES):
             con.execute(f'DELETE FROM "{table}" WHERE case_id IN (SELECT case_id FROM doomed_cases)')
         con.execute("DELETE FROM cases WHERE case_id IN (SELECT case_id FROM doomed_cases)")
         origins = [origin_of(i) for i in ids]
