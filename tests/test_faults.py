@@ -404,3 +404,60 @@ def test_submissions_arriving_during_an_ingest_are_all_stored(
     finally:
         con.close()
     assert n_cases == 42_000 + 10
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_fault_storm_polls_every_due_receipt_once_and_stores_no_event_twice(
+    settings: Settings,
+) -> None:
+    from datetime import datetime, timedelta
+
+    from pipeline.registry import Registry, registry_path
+    from tests.test_polling import RECEIPTS, case_id, counters, expected_events
+    from timelines.emulator import EmulatorConfig, EmulatorServer, FaultConfig
+
+    # a fifth of the answers fail (500/502/503), one in twenty hangs past the client's
+    # timeout, and the pollers are told 10 requests/s where the server allows 5: spike arrests
+    storm = FaultConfig(error_rate=0.2, timeout_rate=0.05, hang_s=2.0, seed=11)
+    with EmulatorServer(EmulatorConfig(requests_per_second=5, faults=storm)) as server:
+        with Registry(registry_path(settings.ensure_home())) as registry:
+            registry.add(RECEIPTS, now=datetime.now() - timedelta(seconds=1))
+        env = child_env(settings.home, shared_key=False) | {
+            "USCIS_API_BASE_URL": server.base_url, "USCIS_CLIENT_ID": "any",
+            "USCIS_CLIENT_SECRET": "any", "USCIS_API_RATE_PER_SECOND": "10",
+            "USCIS_API_TIMEOUT_S": "0.5", "USCIS_API_MAX_RETRIES": "8",
+        }
+        command = [timelines_exe(), "poll", "--format", "json"]
+        pollers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=240) for p in pollers]
+        assert [p.returncode for p in pollers] == [0, 0], [err for _, err in results]
+        summaries = [json.loads(out) for out, _ in results]
+        seen = counters(server)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        after = counters(server)
+
+    assert sum(s["outcomes"]["ok"] for s in summaries) == 50
+    assert all(s["outcomes"]["error"] == 0 and s["problem"] is None for s in summaries)
+    injected = seen["faults_injected"]
+    assert injected.get("timeout", 0) > 0 and sum(injected.get(c, 0) for c in ("500", "502", "503")) > 5
+    assert seen["by_status"]["429"] > 0
+
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        outcomes = con.execute("SELECT case_id, count(*), min(outcome), max(outcome)"
+                               " FROM poll_outcomes GROUP BY case_id").fetchall()
+        events = con.execute("SELECT case_id, event_date, stage FROM status_events").fetchall()
+    finally:
+        con.close()
+    ids = {case_id(settings, receipt): receipt for receipt in RECEIPTS}
+    assert sorted(row[0] for row in outcomes) == sorted(ids)  # every due receipt...
+    assert {row[1:] for row in outcomes} == {(1, "ok", "ok")}  # ...polled once, successfully
+    expected = {(cid, day, stage) for cid, receipt in ids.items()
+                for day, stage in expected_events(receipt)}
+    assert len(events) == len(expected) and set(events) == expected  # no event twice
+
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["due"] == 0  # nothing is polled twice on one schedule
+    assert after["by_endpoint"].get("case-status") == seen["by_endpoint"].get("case-status")
