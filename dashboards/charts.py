@@ -213,3 +213,34 @@ def poll_outcomes_chart(outcomes: pl.DataFrame) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+def backlog_chart(trends: pl.DataFrame) -> alt.LayerChart:
+    """Cases known to be pending at each month's end (line) and that month's decisions (bars)."""
+    base = alt.Chart(trends).encode(x=alt.X("decision_month:T", title="month"))
+    tooltip = [alt.Tooltip("decision_month:T", title="month", format="%b %Y"),
+               alt.Tooltip("n_pending_end:Q", title="still waiting at month end", format=","),
+               alt.Tooltip("n_decided:Q", title="decided that month", format=",")]
+    bars = base.mark_bar(opacity=0.35, color="#1f77b4").encode(
+        y=alt.Y("n_decided:Q", title="cases"), tooltip=tooltip)
+    line = base.mark_line(point=True, color="#ff7f0e").encode(
+        y="n_pending_end:Q", tooltip=tooltip)
+    return alt.layer(bars, line).properties(height=260)
+
+
+def silent_updates_chart(updates: pl.DataFrame) -> alt.Chart:
+    """Silent updates per week, one colour per office."""
+    return (
+        alt.Chart(updates)
+        .mark_bar()
+        .encode(
+            x=alt.X("week:T", title="week"),
+            y=alt.Y("sum(n_silent_updates):Q", title="updates without a new status"),
+            color=alt.Color("office:N", title="office", legend=_LEGEND, scale=_GROUP_SCALE),
+            tooltip=[alt.Tooltip("week:T", format="%b %d, %Y"), "office:N",
+                     alt.Tooltip("sum(n_silent_updates):Q", title="silent updates"),
+                     alt.Tooltip("sum(n_modifications):Q", title="all modifications"),
+                     alt.Tooltip("sum(n_cases):Q", title="cases")],
+        )
+        .properties(height=220)
+    )

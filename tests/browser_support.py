@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,17 +38,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve_dashboard(home: Path, port: int | None = None, timeout_s: float = 90.0) -> Iterator[str]:
-    """Run `streamlit run dashboards/app.py` for `home` and yield its base URL; stop it after."""
+    """Serve the dashboard for `home` with the command `timelines dashboard` runs (bound to
+    127.0.0.1) and yield its base URL; stop it after."""
+    from timelines.cli import dashboard_command
+
     port = port or free_port()
     env = os.environ | {"TIMELINES_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     log = (home.parent / f"streamlit-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    command = [*dashboard_command(Settings(home), port), "--server.address", "127.0.0.1",
+               "--server.fileWatcherType", "none"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process, timeout_s)

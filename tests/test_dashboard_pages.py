@@ -171,8 +171,11 @@ def test_a_group_under_k_shows_too_few_cases_and_no_figure(published: Path) -> N
 
 def test_trends_by_quarter_draw_cohort_and_decision_series(published: Path) -> None:
     at = open_page("trends", {"form": "I-765", "period": "quarter"})
-    assert len(charts(at)) == 3
+    specs = [json.dumps(spec) for spec in charts(at)]
+    assert sum('"received_month"' in spec for spec in specs) == 2, "median and share waiting"
+    assert any('"n_decisions"' in spec for spec in specs)
     assert "By quarter filed" in texts(at) and "By quarter decided" in texts(at)
+    assert "Updates without a status change" in texts(at)
 
 
 def test_trends_by_month_of_a_thin_form_say_too_few_instead_of_drawing(published: Path) -> None:

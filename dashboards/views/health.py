@@ -129,8 +129,9 @@ def _quota(traffic: pl.DataFrame) -> None:
                 + (f", plus {emulated:,} to the local emulator." if emulated else "."))
     st.caption("Requests to the emulator do not count. The daily quota is configuration "
                "(USCIS_API_DAILY_QUOTA); sources disagree on the real one.")
-    readiness = production_readiness(traffic, day)
-    (st.success if readiness.qualifies else st.caption)(readiness.describe())
+    if traffic.filter(pl.col("api") == "sandbox").height:
+        readiness = production_readiness(traffic, day)
+        (st.success if readiness.qualifies else st.caption)(readiness.describe())
     with st.expander("Requests per day and HTTP status"):
         st.dataframe(traffic_table(traffic, day - timedelta(days=14)), hide_index=True,
                      width="stretch")

@@ -54,10 +54,9 @@ def render() -> None:
 
 
 def _chart_rows(rows: pl.DataFrame) -> pl.DataFrame:
-    label = pl.concat_str(
-        pl.col("office"),
-        pl.when(pl.col("subtype") != "").then(pl.lit(" · ") + pl.col("subtype")).otherwise(pl.lit("")),
-    ).alias("group")
+    several = pl.len().over("office") > 1  # one office with several USCIS categories
+    label = pl.when(several).then(pl.col("office") + pl.lit(" · ") + pl.col("subtype")).otherwise(
+        pl.col("office")).alias("group")
     official = rows.select(label, pl.lit("USCIS (completed cases)").alias("source"),
                            pl.col("official_p80_days").alias("days"))
     community = rows.filter(~pl.col("community_suppressed")).select(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import streamlit as st
 
@@ -83,7 +85,8 @@ def _what_is_new(snapshot: Snapshot, latest: pl.DataFrame) -> None:
     if latest.height:
         month = latest["decision_month"][0]
         parts = ", ".join(f"{r['form_type']} {r['n_decisions']:,}" for r in latest.head(6).to_dicts())
-        st.markdown(f"- Decisions reported in {month:%B %Y}: {parts}.")
+        so_far = " so far" if (month.year, month.month) == (date.today().year, date.today().month) else ""
+        st.markdown(f"- Decisions reported in {month:%B %Y}{so_far}: {parts}.")
     if (loads is None or not loads.height) and not latest.height:
         st.markdown("- Nothing new yet.")
 

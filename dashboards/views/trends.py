@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, filters, notices, queries
 from dashboards.formatting import TOO_FEW, days_with_interval, percent
+from pipeline.analytics.snapshot import Snapshot
 
 PERIOD_LABELS = {"month": "by month", "quarter": "by quarter"}
 
@@ -64,6 +67,45 @@ def render() -> None:
         st.altair_chart(charts.decisions_chart(decisions), width="stretch")
     else:
         notices.too_few(k, f"any single {period} of decisions on {what}")
+
+    _backlog(snapshot, form, office, k)
+    _silent_updates(snapshot, office)
+
+
+def _backlog(snapshot: Snapshot, form: str, office: str | None, k: int) -> None:
+    trends = data.read_table(snapshot, "decision_trends")
+    if trends is None:
+        return
+    place = pl.col("office").is_null() if office is None else pl.col("office") == office
+    seen_until = data.meta_time(snapshot, "data_seen_until") or datetime.now()
+    unfinished = date(seen_until.year, seen_until.month, 1)  # its month-end is still to come
+    rows = trends.filter((pl.col("form_type") == form) & place & ~pl.col("suppressed")
+                         & (pl.col("decision_month") < unfinished))
+    st.subheader("Known backlog")
+    st.caption("Cases we know were still waiting at the end of each month, next to the "
+               f"decisions of that month. Months with fewer than {k} decisions, and the month "
+               "under way, are left out.")
+    if rows.filter(pl.col("n_pending_end").is_not_null()).height == 0:
+        notices.too_few(k, "any single month")
+        return
+    st.altair_chart(charts.backlog_chart(rows), width="stretch")
+
+
+def _silent_updates(snapshot: Snapshot, office: str | None) -> None:
+    updates = data.read_table(snapshot, "silent_updates")
+    if updates is None:
+        return
+    st.subheader("Updates without a status change")
+    rows = updates.filter(~pl.col("suppressed"))
+    if office is not None:
+        rows = rows.filter(pl.col("office") == office)
+    if rows.height == 0:
+        st.caption("None observed yet: seeing one needs a case polled at least twice, with "
+                   "USCIS's last-modified date moving and the status staying the same.")
+        return
+    st.caption("Polled cases whose last-modified date moved with no new status, per office and "
+               "week. Often a sign that someone is working on the case.")
+    st.altair_chart(charts.silent_updates_chart(rows), width="stretch")
 
 
 def _cohort_cells(cohorts: pl.DataFrame, k: int, period: str) -> pl.DataFrame:
