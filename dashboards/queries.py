@@ -49,7 +49,7 @@ def processing_view(durations: pl.DataFrame, selection: figures.Selection, k: in
                           too_small, group_col)
 
 
-@st.cache_data(**CACHE)  # type: ignore[call-overload]
+@st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
 def cached_processing_view(
     folder: str, form: str | None, office: str | None, cohort: str | None, kind: str, k: int
 ) -> ProcessingView:
@@ -75,7 +75,7 @@ def trend_view(
                      figures.decision_trend(cases, k, period))
 
 
-@st.cache_data(**CACHE)  # type: ignore[call-overload]
+@st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
 def cached_trend_view(
     folder: str, form: str | None, office: str | None, kind: str, k: int, period: str
 ) -> TrendView:
@@ -96,7 +96,7 @@ def overview_view(durations: pl.DataFrame, k: int) -> OverviewView:
     return OverviewView(figures.typical_waits(durations, k), figures.latest_decisions(durations, k))
 
 
-@st.cache_data(**CACHE)  # type: ignore[call-overload]
+@st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
 def cached_overview_view(folder: str, k: int) -> OverviewView:
     """overview_view, cached per snapshot."""
     return overview_view(durations_of(folder), k)

@@ -94,13 +94,13 @@ def _typed_input(forms: list[str]) -> None:
             "Office (if no receipt number)", OFFICES, index=None, key="case_office",
             placeholder="from the receipt number", format_func=lambda c: f"{c} – {OFFICE_NAMES[c]}",
         )
-        cols = st.columns(3)
-        received = cols[0].date_input("Receipt date", value=None, key="case_received",
-                                      min_value=date(1990, 1, 1), max_value=date.today())
-        stage = cols[1].selectbox("Latest status", TYPED_STAGES, key="case_stage",
-                                  format_func=lambda s: s.replace("_", " "))
-        stage_date = cols[2].date_input("Date of that status", value=None, key="case_stage_date",
-                                        min_value=date(1990, 1, 1), max_value=date.today())
+        dates = st.columns(3)
+        received = dates[0].date_input("Receipt date", value=None, key="case_received",
+                                       min_value=date(1990, 1, 1), max_value=date.today())
+        stage = dates[1].selectbox("Latest status", TYPED_STAGES, key="case_stage",
+                                   format_func=lambda s: s.replace("_", " "))
+        stage_date = dates[2].date_input("Date of that status", value=None, key="case_stage_date",
+                                         min_value=date(1990, 1, 1), max_value=date.today())
         explain = st.form_submit_button("Explain my case", type="primary", key="case_typed_go")
     addresses_for(receipt)
     if not explain:
