@@ -284,6 +284,8 @@ def main() -> None:
     """Entry point: run the app, turning known errors into one clear line and exit code 2."""
     from pipeline.store.db import DatabaseBusyError
 
+    # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     _register_commands()
     try:
         app(standalone_mode=True)
