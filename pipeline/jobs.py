@@ -103,6 +103,25 @@ def refresh(settings: Settings) -> RefreshResult:
     return result
 
 
+def record_failure(settings: Settings, flow: str, started_at: datetime, message: str) -> bool:
+    """Record a failed run of `flow` for the health page, unless the job already recorded it.
+
+    For failures a job cannot record itself (bad settings, a crash before its first step);
+    publishes a snapshot so the dashboard shows it. Returns whether a row was written.
+    """
+    settings.ensure_home()
+    with open_store(settings.database_path) as con:
+        [(already,)] = con.execute(
+            "SELECT count(*) FROM ingest_runs WHERE flow = ? AND status = 'failed'"
+            " AND finished_at >= ?", [flow, started_at],
+        ).fetchall()
+        if already:
+            return False
+        record_failed_run(con, next_run_id(con), flow, started_at, message)
+        publish_snapshot(con, settings.published_dir, settings.min_group_size)
+    return True
+
+
 def publish(settings: Settings) -> Path:
     """Publish a fresh read-only snapshot for the dashboard and the CLI."""
     with open_store(settings.database_path) as con:

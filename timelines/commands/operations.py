@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -80,3 +81,98 @@ def restore(
                 f"{cfg.inbox_dir / 'pending'} to store them", err=True,
             )
     typer.echo(f"published a fresh snapshot for the dashboard ({result.published.name})")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(
+        help="Port of the local Prefect server started when PREFECT_API_URL is not set.")] = 4200,
+) -> None:
+    """Run the schedules (poll daily, inbox every 5 minutes, refresh hourly) until stopped."""
+    import contextlib
+    import os
+
+    cfg = settings()
+    cfg.ensure_home()
+    given = os.environ.get("PREFECT_API_URL", "").strip()
+    api_url = given or f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: it reads it once
+
+    from flows.schedules import (
+        DEPLOYMENT_NAME,
+        ScheduleError,
+        build_deployments,
+        schedules_from_env,
+    )
+
+    try:
+        schedules = schedules_from_env()
+        deployments = build_deployments(schedules)
+    except ScheduleError as error:
+        raise CliError(str(error)) from error
+    server = None
+    if not prefect_api_ready(api_url):
+        if given:
+            raise CliError(
+                f"no Prefect server answers at PREFECT_API_URL={given}: start it, or unset "
+                "PREFECT_API_URL and `timelines serve` starts a local one"
+            )
+        server = start_prefect_server(cfg.home / "prefect", port, api_url)
+    ui = api_url.removesuffix("/api")
+    typer.echo(f"serving {len(deployments)} schedules (times in {schedules[0].timezone}):")
+    for schedule, deployment in zip(schedules, deployments, strict=True):
+        usual = f"  ({schedule.job.every})" if schedule.cron == schedule.job.default_cron else ""
+        when = f"{schedule.cron}{usual}" if schedule.cron else "off"
+        typer.echo(f"  {schedule.job.key:<8} {when:<32} {deployment.flow_name}/{DEPLOYMENT_NAME}")
+    typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
+
+    from prefect import serve as serve_deployments
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            serve_deployments(*deployments)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except Exception:
+                server.kill()
+
+
+def prefect_api_ready(api_url: str) -> bool:
+    """Whether a Prefect server answers its health check at this API address."""
+    import httpx
+
+    try:
+        return httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subprocess.Popen[bytes]:
+    """Start `prefect server start` on 127.0.0.1 with its state in TIMELINES_HOME/prefect."""
+    import os
+    import shutil
+    import sys
+    import time
+
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    log_path = prefect_home / "server.log"
+    typer.echo(f"starting a local Prefect server on port {port} (log: {log_path}) ...")
+    env = os.environ | {"PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    with log_path.open("ab") as log:
+        # its own session: a Ctrl+C or SIGTERM to this group must not stop the server before
+        # the runner has paused the deployments through it; this command stops it last
+        server = subprocess.Popen([exe, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not prefect_api_ready(api_url):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise CliError(f"the Prefect server did not start; see {log_path}")
+        time.sleep(0.5)
+    return server

@@ -1,0 +1,145 @@
+"""The schedules `timelines serve` runs, as Prefect deployments of the flows.
+
+  poll     daily             TIMELINES_POLL_CRON     (default "0 6 * * *")
+  inbox    every 5 minutes   TIMELINES_INBOX_CRON    (default "*/5 * * * *")
+  refresh  hourly            TIMELINES_REFRESH_CRON  (default "15 * * * *")
+
+Times are in TIMELINES_SCHEDULE_TIMEZONE (an IANA name, default UTC); "off" turns a schedule
+off (the deployment stays, to be run by hand). Each deployment runs one flow run at a time.
+A scheduled run that fails (after its retries) is recorded in the database's `ingest_runs`
+by a hook, and a snapshot is published, so the dashboard's health page shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prefect import Flow
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
+
+from flows.inbox import inbox_flow
+from flows.ingest import refresh_flow
+from flows.poll import poll_flow
+from pipeline import jobs
+from pipeline.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT_NAME = "scheduled"
+ENV_TIMEZONE = "TIMELINES_SCHEDULE_TIMEZONE"
+OFF = "off"
+
+
+class ScheduleError(ValueError):
+    """A schedule setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One job on a schedule: which flow, the variable holding its cron, its default."""
+
+    key: str
+    flow_attribute: str  # the hooked flow in this module, loaded by the runner
+    env: str
+    default_cron: str
+    every: str
+    job_name: str  # how its runs are named in ingest_runs
+
+
+JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("poll", "scheduled_poll", "TIMELINES_POLL_CRON", "0 6 * * *", "daily", "poll"),
+    ScheduledJob("inbox", "scheduled_inbox", "TIMELINES_INBOX_CRON", "*/5 * * * *",
+                 "every 5 minutes", "inbox"),
+    ScheduledJob("refresh", "scheduled_refresh", "TIMELINES_REFRESH_CRON", "15 * * * *",
+                 "hourly", "refresh"),
+)
+_JOB_OF_FLOW = {"poll": "poll", "ingest-inbox": "inbox", "refresh-statistics": "refresh",
+                "ingest": "ingest"}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The cron (None when off) of one job, in a time zone."""
+
+    job: ScheduledJob
+    cron: str | None
+    timezone: str
+
+
+def schedules_from_env(env: Mapping[str, str] | None = None) -> list[Schedule]:
+    """Read every job's cron and the time zone; ScheduleError names a bad variable."""
+    from prefect._internal.schemas.validators import validate_cron_string
+
+    env = os.environ if env is None else env
+    timezone = env.get(ENV_TIMEZONE, "").strip() or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ScheduleError(f"{ENV_TIMEZONE}={timezone!r} is not a time zone name like "
+                            "America/New_York or UTC") from error
+    found = []
+    for job in JOBS:
+        cron = env.get(job.env, "").strip() or job.default_cron
+        if cron.lower() == OFF:
+            found.append(Schedule(job, None, timezone))
+            continue
+        try:
+            validate_cron_string(cron)
+        except ValueError as error:
+            raise ScheduleError(
+                f"{job.env}={cron!r} is not a cron expression (five fields: minute hour "
+                f"day-of-month month day-of-week, e.g. {job.default_cron!r}), or '{OFF}'"
+            ) from error
+        found.append(Schedule(job, cron, timezone))
+    return found
+
+
+def record_failed_flow_run(flow: Flow[Any, Any], flow_run: Any, state: Any) -> None:
+    """Prefect on_failure hook: put the failed run in ingest_runs, for the health page."""
+    job = _JOB_OF_FLOW.get(flow.name, flow.name)
+    started = flow_run.start_time
+    started_at = started.astimezone().replace(tzinfo=None) if started else datetime.now()
+    message = f"Prefect flow run {flow_run.name}: {state.message or state.name}"
+    try:
+        jobs.record_failure(load_settings(), job, started_at, message)
+    except Exception:  # the run failed already; say why this could not be recorded
+        log.exception("could not record the failed %s run in the database", job)
+
+
+# The flows the deployments run: the plain flows plus the failure hook (and, where a whole
+# run is safe to repeat, a retry of the run: the inbox and refresh are idempotent).
+scheduled_poll = poll_flow.with_options(on_failure=[record_failed_flow_run])
+scheduled_inbox = inbox_flow.with_options(
+    on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
+scheduled_refresh = refresh_flow.with_options(
+    on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
+
+
+def build_deployments(schedules: list[Schedule] | None = None) -> list[RunnerDeployment]:
+    """One deployment per job, named 'scheduled', on its cron (none when off)."""
+    schedules = schedules_from_env() if schedules is None else schedules
+    built = []
+    for schedule in schedules:
+        job = schedule.job
+        flow: Flow[Any, Any] = globals()[job.flow_attribute]
+        deployment = flow.to_deployment(
+            name=DEPLOYMENT_NAME,
+            schedule=Cron(schedule.cron, timezone=schedule.timezone) if schedule.cron else None,
+            concurrency_limit=1,
+            description=f"{job.key} {job.every if schedule.cron else '(schedule off)'}; "
+                        f"set {job.env} to change it",
+            tags=["timelines", job.key],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        # load the hooked flow from this module, not the plain one from its own module
+        deployment.entrypoint = f"{__name__}.{job.flow_attribute}"
+        built.append(deployment)
+    return built

@@ -1,0 +1,173 @@
+"""The schedules `timelines serve` runs: built from the environment, served for real, and a
+failed scheduled run shown on the health page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipeline import jobs
+from pipeline.settings import Settings
+from pipeline.sources.sample import write_sample
+
+
+def timelines_exe() -> str:
+    exe = shutil.which("timelines", path=str(Path(sys.executable).parent))
+    assert exe, "the timelines command is not installed in this environment"
+    return exe
+
+
+def crons(deployments: list[Any]) -> dict[str, tuple[str, str] | None]:
+    """flow name -> (cron, time zone) of each deployment, None when it has no schedule."""
+    found: dict[str, tuple[str, str] | None] = {}
+    for deployment in deployments:
+        schedules = deployment.schedules or []
+        found[deployment.flow_name] = (
+            (schedules[0].schedule.cron, schedules[0].schedule.timezone) if schedules else None
+        )
+    return found
+
+
+def test_the_default_schedules_poll_daily_take_the_inbox_every_5_minutes_refresh_hourly() -> None:
+    from flows.schedules import build_deployments
+
+    deployments = build_deployments()
+    assert crons(deployments) == {
+        "poll": ("0 6 * * *", "UTC"),
+        "ingest-inbox": ("*/5 * * * *", "UTC"),
+        "refresh-statistics": ("15 * * * *", "UTC"),
+    }
+    assert {d.name for d in deployments} == {"scheduled"}
+    assert all(d.concurrency_limit == 1 for d in deployments)
+
+
+def test_schedules_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.schedules import build_deployments
+
+    monkeypatch.setenv("TIMELINES_POLL_CRON", "30 7 * * 1-5")
+    monkeypatch.setenv("TIMELINES_INBOX_CRON", "*/2 * * * *")
+    monkeypatch.setenv("TIMELINES_REFRESH_CRON", "off")
+    monkeypatch.setenv("TIMELINES_SCHEDULE_TIMEZONE", "America/New_York")
+    assert crons(build_deployments()) == {
+        "poll": ("30 7 * * 1-5", "America/New_York"),
+        "ingest-inbox": ("*/2 * * * *", "America/New_York"),
+        "refresh-statistics": None,  # off: the deployment stays, to be run by hand
+    }
+
+
+def test_the_deployed_flows_record_their_failures() -> None:
+    from prefect.flows import load_flow_from_entrypoint
+
+    from flows.schedules import build_deployments, record_failed_flow_run
+
+    for deployment in build_deployments():
+        flow = load_flow_from_entrypoint(deployment.entrypoint)  # what the runner runs
+        assert flow.name == deployment.flow_name
+        assert record_failed_flow_run in flow.on_failure_hooks
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TIMELINES_INBOX_CRON", "every 5 minutes", "TIMELINES_INBOX_CRON='every 5 minutes' is not a cron"),
+        ("TIMELINES_POLL_CRON", "0 25 * * *", "TIMELINES_POLL_CRON='0 25 * * *' is not a cron"),
+        ("TIMELINES_SCHEDULE_TIMEZONE", "Mars/Olympus", "is not a time zone name"),
+    ],
+)
+def test_serve_names_a_bad_schedule_setting_and_starts_nothing(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMELINES_", "PREFECT_API"))}
+    env |= {"TIMELINES_HOME": str(tmp_path / "home"), variable: value}
+    result = subprocess.run([timelines_exe(), "serve", "--port", "1"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "prefect").exists()  # no server was started
+
+
+def wait_for_final_state(flow_run_id: Any, timeout: float = 300) -> Any:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            assert time.monotonic() < deadline, f"flow run still {run.state}"
+            time.sleep(1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("prefect_harness")
+def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard_support import APP
+
+    write_sample(tmp_path / "sample", 300, seed=8, as_of=date(2025, 6, 1))
+    jobs.ingest(settings, [tmp_path / "sample"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMELINES_", "USCIS_"))}
+    env |= {"TIMELINES_HOME": str(settings.home), "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "TIMELINES_POLL_CRON": "45 4 * * *"}
+    serve = subprocess.Popen([timelines_exe(), "serve"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 240
+            while True:
+                try:
+                    poll = client.read_deployment_by_name("poll/scheduled")
+                    client.read_deployment_by_name("refresh-statistics/scheduled")
+                    break
+                except Exception:
+                    assert serve.poll() is None, serve.communicate()[0]
+                    assert time.monotonic() < deadline, "the deployments never appeared"
+                    time.sleep(1)
+        assert poll.schedules[0].schedule.cron == "45 4 * * *"
+
+        refresh = run_deployment("refresh-statistics/scheduled", timeout=0)
+        failing = run_deployment("poll/scheduled", timeout=0)  # no USCIS credentials are set
+        assert wait_for_final_state(refresh.id).state.is_completed()
+        assert wait_for_final_state(failing.id).state.is_failed()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            output = serve.communicate(timeout=120)[0]
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            output = serve.communicate()[0]
+    assert "serving 3 schedules" in output
+
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        runs = con.execute("SELECT flow, status, message FROM ingest_runs ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+    assert ("refresh", "ok") in [(flow, status) for flow, status, _ in runs]
+    [(_, _, message)] = [r for r in runs if r[0] == "poll"]
+    assert runs[-1][:2] == ("poll", "failed") and "USCIS_CLIENT_ID" in message
+
+    monkeypatch.setenv("TIMELINES_HOME", str(settings.home))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.switch_page("views/health.py").run()
+    assert not at.exception
+    errors = " ".join(str(e.value) for e in at.error)
+    assert "The last poll run" in errors and "USCIS_CLIENT_ID" in errors
