@@ -6,6 +6,9 @@
 
 Times are in TIMELINES_SCHEDULE_TIMEZONE (an IANA name, default UTC); "off" turns a schedule
 off (the deployment stays, to be run by hand). Each deployment runs one flow run at a time.
+With TIMELINES_POLL_SHARDS=N (N > 1) the poll's schedule starts `poll-sharded` instead, which
+splits the due receipts between N runs of `poll/scheduled` that run at once, in separate
+processes, under the rate limit and quota they share through the SQLite limiter.
 A scheduled run that fails (after its retries) is recorded in the database's `ingest_runs`
 by a hook, and a snapshot is published, so the dashboard's health page shows it.
 """
@@ -28,6 +31,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.inbox import inbox_flow
 from flows.ingest import refresh_flow
 from flows.poll import poll_flow
+from flows.poll_shards import sharded_poll_flow
 from pipeline import jobs
 from pipeline.settings import load_settings
 
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEPLOYMENT_NAME = "scheduled"
 ENV_TIMEZONE = "TIMELINES_SCHEDULE_TIMEZONE"
+ENV_POLL_SHARDS = "TIMELINES_POLL_SHARDS"
 OFF = "off"
 
 
@@ -61,8 +66,8 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("refresh", "scheduled_refresh", "TIMELINES_REFRESH_CRON", "15 * * * *",
                  "hourly", "refresh"),
 )
-_JOB_OF_FLOW = {"poll": "poll", "ingest-inbox": "inbox", "refresh-statistics": "refresh",
-                "ingest": "ingest"}
+_JOB_OF_FLOW = {"poll": "poll", "poll-sharded": "poll", "ingest-inbox": "inbox",
+                "refresh-statistics": "refresh", "ingest": "ingest"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,15 @@ def schedules_from_env(env: Mapping[str, str] | None = None) -> list[Schedule]:
     return found
 
 
+def poll_shards_from_env(env: Mapping[str, str] | None = None) -> int:
+    """How many processes share each poll (TIMELINES_POLL_SHARDS, default 1)."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_POLL_SHARDS, "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 32:
+        raise ScheduleError(f"{ENV_POLL_SHARDS}={raw!r} must be a whole number from 1 to 32")
+    return int(raw)
+
+
 def record_failed_flow_run(flow: Flow[Any, Any], flow_run: Any, state: Any) -> None:
     """Prefect on_failure hook: put the failed run in ingest_runs, for the health page."""
     job = _JOB_OF_FLOW.get(flow.name, flow.name)
@@ -121,25 +135,54 @@ scheduled_inbox = inbox_flow.with_options(
     on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
 scheduled_refresh = refresh_flow.with_options(
     on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
+scheduled_sharded_poll = sharded_poll_flow.with_options(on_failure=[record_failed_flow_run])
 
 
-def build_deployments(schedules: list[Schedule] | None = None) -> list[RunnerDeployment]:
-    """One deployment per job, named 'scheduled', on its cron (none when off)."""
+def build_deployments(
+    schedules: list[Schedule] | None = None, poll_shards: int | None = None
+) -> list[RunnerDeployment]:
+    """One deployment per job, named 'scheduled', on its cron (none when off).
+
+    With several poll shards the poll's cron moves to a `poll-sharded` deployment, and the
+    poll deployment itself runs only when started by it, up to `poll_shards` runs at once.
+    """
     schedules = schedules_from_env() if schedules is None else schedules
+    shards = poll_shards_from_env() if poll_shards is None else poll_shards
     built = []
     for schedule in schedules:
         job = schedule.job
-        flow: Flow[Any, Any] = globals()[job.flow_attribute]
-        deployment = flow.to_deployment(
-            name=DEPLOYMENT_NAME,
-            schedule=Cron(schedule.cron, timezone=schedule.timezone) if schedule.cron else None,
-            concurrency_limit=1,
-            description=f"{job.key} {job.every if schedule.cron else '(schedule off)'}; "
-                        f"set {job.env} to change it",
-            tags=["timelines", job.key],
-            entrypoint_type=EntrypointType.MODULE_PATH,
-        )
-        # load the hooked flow from this module, not the plain one from its own module
-        deployment.entrypoint = f"{__name__}.{job.flow_attribute}"
-        built.append(deployment)
+        sharded = job.key == "poll" and shards > 1
+        if sharded:
+            description = f"one of {shards} poll shards, started by poll-sharded"
+        else:
+            when = job.every if schedule.cron else "(schedule off)"
+            description = f"{job.key} {when}; set {job.env} to change it"
+        built.append(_deployment(job.flow_attribute, None if sharded else schedule,
+                                 shards if sharded else 1, description, [job.key]))
+        if sharded:
+            built.append(_deployment(
+                "scheduled_sharded_poll", schedule, 1,
+                f"poll, split between {shards} processes; set {job.env} to change when",
+                [job.key], parameters={"shards": shards},
+            ))
     return built
+
+
+def _deployment(
+    flow_attribute: str, schedule: Schedule | None, concurrency: int, description: str,
+    tags: list[str], parameters: dict[str, Any] | None = None,
+) -> RunnerDeployment:
+    flow: Flow[Any, Any] = globals()[flow_attribute]
+    deployment = flow.to_deployment(
+        name=DEPLOYMENT_NAME,
+        schedule=Cron(schedule.cron, timezone=schedule.timezone)
+        if schedule is not None and schedule.cron else None,
+        concurrency_limit=concurrency,
+        description=description,
+        tags=["timelines", *tags],
+        parameters=parameters,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    # load the hooked flow from this module, not the plain one from its own module
+    deployment.entrypoint = f"{__name__}.{flow_attribute}"
+    return deployment

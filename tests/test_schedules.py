@@ -76,12 +76,29 @@ def test_the_deployed_flows_record_their_failures() -> None:
         assert record_failed_flow_run in flow.on_failure_hooks
 
 
+def test_with_poll_shards_the_poll_schedule_starts_several_poll_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.schedules import build_deployments
+    from pipeline.poll_shards import shard_sizes
+
+    monkeypatch.setenv("TIMELINES_POLL_SHARDS", "3")
+    deployments = {d.flow_name: d for d in build_deployments()}
+    assert crons(list(deployments.values()))["poll-sharded"] == ("0 6 * * *", "UTC")
+    assert crons([deployments["poll"]])["poll"] is None  # started by poll-sharded only
+    assert deployments["poll"].concurrency_limit == 3
+    assert deployments["poll-sharded"].parameters == {"shards": 3}
+    assert shard_sizes(50, 3) == [17, 17, 16] and shard_sizes(2, 3) == [1, 1]
+    assert shard_sizes(0, 3) == []
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
         ("TIMELINES_INBOX_CRON", "every 5 minutes", "TIMELINES_INBOX_CRON='every 5 minutes' is not a cron"),
         ("TIMELINES_POLL_CRON", "0 25 * * *", "TIMELINES_POLL_CRON='0 25 * * *' is not a cron"),
         ("TIMELINES_SCHEDULE_TIMEZONE", "Mars/Olympus", "is not a time zone name"),
+        ("TIMELINES_POLL_SHARDS", "many", "TIMELINES_POLL_SHARDS='many' must be a whole number"),
     ],
 )
 def test_serve_names_a_bad_schedule_setting_and_starts_nothing(
@@ -130,17 +147,9 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
     serve = subprocess.Popen([timelines_exe(), "serve"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
+        wait_for_deployment("refresh-statistics/scheduled", serve)
         with get_client(sync_client=True) as client:
-            deadline = time.monotonic() + 240
-            while True:
-                try:
-                    poll = client.read_deployment_by_name("poll/scheduled")
-                    client.read_deployment_by_name("refresh-statistics/scheduled")
-                    break
-                except Exception:
-                    assert serve.poll() is None, serve.communicate()[0]
-                    assert time.monotonic() < deadline, "the deployments never appeared"
-                    time.sleep(1)
+            poll = client.read_deployment_by_name("poll/scheduled")
         assert poll.schedules[0].schedule.cron == "45 4 * * *"
 
         refresh = run_deployment("refresh-statistics/scheduled", timeout=0)
@@ -154,7 +163,7 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
         except subprocess.TimeoutExpired:
             serve.kill()
             output = serve.communicate()[0]
-    assert "serving 3 schedules" in output
+    assert "serving 3 deployments" in output
 
     con = duckdb.connect(str(settings.database_path), read_only=True)
     try:
@@ -171,3 +180,73 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
     assert not at.exception
     errors = " ".join(str(e.value) for e in at.error)
     assert "The last poll run" in errors and "USCIS_CLIENT_ID" in errors
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_sharded_poll_runs_two_processes_under_one_rate_limit(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from datetime import datetime, timedelta
+
+    import httpx
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    from pipeline.registry import Registry, registry_path
+    from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
+
+    receipts = sorted(load_sandbox_receipts())
+    with Registry(registry_path(settings.ensure_home())) as registry:
+        registry.add(receipts, now=datetime.now() - timedelta(seconds=1))
+    with EmulatorServer(EmulatorConfig(requests_per_second=5)) as emulator:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMELINES_", "USCIS_"))}
+        env |= {"TIMELINES_HOME": str(settings.home), "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+                "TIMELINES_POLL_SHARDS": "2", "USCIS_API_BASE_URL": emulator.base_url,
+                "USCIS_CLIENT_ID": "any", "USCIS_CLIENT_SECRET": "any",
+                "USCIS_API_RATE_PER_SECOND": "5"}
+        serve = subprocess.Popen([timelines_exe(), "serve"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for_deployment("poll-sharded/scheduled", serve)
+            parent = run_deployment("poll-sharded/scheduled", timeout=0)
+            assert wait_for_final_state(parent.id).state.is_completed()
+        finally:
+            serve.send_signal(signal.SIGINT)
+            try:
+                serve.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.communicate()
+        seen = httpx.get(f"{emulator.base_url}/_emulator/stats").json()
+
+    assert seen["by_receipt"] == dict.fromkeys(receipts, 1)  # each receipt polled once
+    assert seen["by_status"] == {"200": 52}  # one token per shard, no self-caused 429
+    assert seen["max_requests_per_second"] <= 5  # the two shards together kept the cap
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        shards = con.execute(
+            "SELECT r.run_id, r.started_at, r.finished_at, count(*) FROM poll_outcomes o"
+            " JOIN ingest_runs r USING (run_id) WHERE o.outcome = 'ok' GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [n for *_, n in shards] == [25, 25]  # two poll runs, each on half the receipts
+    (_, start_a, end_a, _), (_, start_b, end_b, _) = shards
+    assert start_b < end_a and start_a < end_b  # ...at the same time
+
+
+def wait_for_deployment(name: str, serve: subprocess.Popen[str], timeout: float = 240) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except Exception:
+                assert serve.poll() is None, serve.communicate()[0]
+                assert time.monotonic() < deadline, f"{name} never appeared"
+                time.sleep(1)

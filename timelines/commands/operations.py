@@ -119,11 +119,12 @@ def serve(
             )
         server = start_prefect_server(cfg.home / "prefect", port, api_url)
     ui = api_url.removesuffix("/api")
-    typer.echo(f"serving {len(deployments)} schedules (times in {schedules[0].timezone}):")
-    for schedule, deployment in zip(schedules, deployments, strict=True):
-        usual = f"  ({schedule.job.every})" if schedule.cron == schedule.job.default_cron else ""
-        when = f"{schedule.cron}{usual}" if schedule.cron else "off"
-        typer.echo(f"  {schedule.job.key:<8} {when:<32} {deployment.flow_name}/{DEPLOYMENT_NAME}")
+    typer.echo(f"serving {len(deployments)} deployments (times in {schedules[0].timezone}):")
+    for deployment in deployments:
+        crons = [s.schedule.cron for s in deployment.schedules or []]
+        when = ", ".join(str(c) for c in crons) or "no schedule"
+        typer.echo(f"  {deployment.flow_name}/{DEPLOYMENT_NAME:<12} {when:<16} "
+                   f"{deployment.description or ''}")
     typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
 
     from prefect import serve as serve_deployments
