@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.settings import Settings, load_settings
+from timelines.emulator import EmulatorConfig, EmulatorServer
 
 READ_BY_THE_CODE = ("TIMELINES_", "USCIS_", "PREFECT_API_URL", "PREFECT_PROFILE")
 REPO = Path(__file__).resolve().parent.parent
@@ -44,3 +46,21 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+StartEmulator = Callable[..., EmulatorServer]
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[StartEmulator]:
+    """Start emulators on free ports in background threads; stop them after the test."""
+    servers: list[EmulatorServer] = []
+
+    def start(**config: Any) -> EmulatorServer:
+        server = EmulatorServer(EmulatorConfig(**config)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -29,9 +29,9 @@ from pipeline.sources.uscis_api import (
     ServiceUnavailable,
     build_http_client,
 )
+from tests.conftest import StartEmulator
 from timelines.emulator import (
     FORMS,
-    EmulatorConfig,
     EmulatorServer,
     FaultConfig,
     load_sandbox_receipts,
@@ -53,22 +53,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(getattr(uscis_api, name), raising=False)
 
 
-StartEmulator = Callable[..., EmulatorServer]
-
-
-@pytest.fixture
-def start_emulator() -> Iterator[StartEmulator]:
-    """Start emulators on free ports in background threads; stop them after the test."""
-    servers: list[EmulatorServer] = []
-
-    def start(**config: Any) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**config)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 Responses = list[tuple[float, str | None, int]]

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,8 @@ from pipeline.receipts import RECEIPT_IN_TEXT_RE
 from pipeline.registry import Registry, registry_path
 from pipeline.settings import Settings
 from pipeline.sources.uscis_api import ApiSettings, Secret
+from tests.conftest import StartEmulator
 from timelines.emulator import (
-    EmulatorConfig,
     EmulatorServer,
     FaultConfig,
     load_sandbox_receipts,
@@ -54,22 +53,6 @@ UNKNOWN = "EAC0000000001"  # well formed, unknown to the sandbox: 404
 EMULATOR_STAGES = {"fingerprints": "biometrics", "card_produced": "card_production",
                    "mailed": "card_mailed"}
 
-StartEmulator = Callable[..., EmulatorServer]
-
-
-@pytest.fixture
-def start_emulator() -> Iterator[StartEmulator]:
-    """Start emulators on free ports; stop them after the test."""
-    servers: list[EmulatorServer] = []
-
-    def start(**config: Any) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**config)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def api_for(server: EmulatorServer, **overrides: Any) -> ApiSettings:
