@@ -177,3 +177,31 @@ def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subproc
             raise CliError(f"the Prefect server did not start; see {log_path}")
         time.sleep(0.5)
     return server
+
+
+@app.command("rotate-key")
+def rotate_key(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the pseudonym key, re-keying every case whose receipt is tracked."""
+    from pipeline.rekey import RekeyError
+    from pipeline.rekey import rotate_key as rotate
+
+    cfg = settings()
+    if not yes:
+        typer.confirm(
+            "Rotate the pseudonym key? Cases whose receipt is tracked move to the new key; cases "
+            "known only from submissions keep their old pseudonym and a later copy of the same "
+            "receipt would count as a new case. Stop `timelines serve` and make a backup first. "
+            "Go on?", abort=True,
+        )
+    try:
+        result = rotate(cfg)
+    except RekeyError as error:
+        raise CliError(f"cannot rotate the key: {error}") from error
+    typer.echo(f"new pseudonym key in {cfg.key_path}; {result.n_rekeyed} case(s) re-keyed")
+    if result.n_kept:
+        typer.echo(f"{result.n_kept} case(s) known only from submissions keep their old pseudonym "
+                   "(no receipt number is stored for them)")
+    typer.echo(f"the old key is kept in {result.retired_key} (0600): make a new backup now "
+               "(`timelines backup DIR`), then delete it; older backups still hold the old key")
