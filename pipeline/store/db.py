@@ -44,7 +44,10 @@ def connect(
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            # no progress bars: they would go to stdout, into a command's JSON output
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.IOException as error:
             if not _is_lock_error(error):
                 raise
