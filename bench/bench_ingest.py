@@ -28,7 +28,8 @@ AIM_SECONDS, AIM_BYTES = 120.0, 3 * 2**30  # 1M histories: under 2 minutes, unde
 
 RAW_LOAD = """
 import duckdb
-con = duckdb.connect({db!r}, config={{"enable_progress_bar": False}})
+con = duckdb.connect({db!r})
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE raw AS SELECT * FROM read_json('{pattern}', "
             "format = 'newline_delimited', union_by_name = true)")
 print(con.execute("SELECT count(*) FROM raw").fetchone()[0])
