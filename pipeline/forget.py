@@ -18,7 +18,7 @@ from pipeline.anonymize import load_key, pseudonymize
 from pipeline.receipts import normalize_receipt
 from pipeline.registry import Registry, registry_path
 from pipeline.settings import Settings
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,11 @@ def tables_with_cases(con: duckdb.DuckDBPyConnection) -> list[str]:
 def delete_case(con: duckdb.DuckDBPyConnection, case_id: str) -> dict[str, int]:
     """Delete one case's rows from every table, in one transaction; return counts per table."""
     deleted: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in tables_with_cases(con):
             row = con.execute(f'DELETE FROM "{table}" WHERE case_id = ?', [case_id]).fetchone()
             if row and row[0]:
                 deleted[table] = int(row[0])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return deleted
 
 

@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline.parse.fields import normalize_form_type, parse_date
 from pipeline.receipts import office_of
+from pipeline.store.db import transaction
 
 DAYS_PER_UNIT: dict[str, float] = {
     "day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25,
@@ -205,8 +206,7 @@ def import_official(
     """Store the figures in one transaction; importing the same figures again changes nothing."""
     frame = read.frame()
     keys = ["form_type", "office", "subtype", "publication_date"]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.register("incoming_official", frame)
         counts = con.execute(
             "SELECT count(*) FILTER (WHERE o.form_type IS NULL),"
@@ -222,10 +222,6 @@ def import_official(
             [imported_at or datetime.now()],
         )
         con.unregister("incoming_official")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     n_new, n_updated = int(counts[0]), int(counts[1])
     return ImportResult(
         n_answers=read.n_answers, n_figures=frame.height, n_new=n_new, n_updated=n_updated,

@@ -19,7 +19,7 @@ from pipeline.analytics.outcomes import outcome_curves
 from pipeline.analytics.silent_updates import SILENT_UPDATES_SQL
 from pipeline.analytics.stage_times import STAGE_DURATIONS_SQL, stage_statistics
 from pipeline.analytics.trends import decision_trends
-from pipeline.store.db import query_frame
+from pipeline.store.db import query_frame, transaction
 
 DURATIONS_SQL = """
 WITH firsts AS (
@@ -176,8 +176,7 @@ def refresh_statistics(
     """Rebuild case_durations and every statistics table in one transaction."""
     computed_at = computed_at or datetime.now()
     k = min_group_size
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM case_durations")
         con.execute(f"INSERT INTO case_durations BY NAME {DURATIONS_SQL}")
         durations = query_frame(
@@ -197,10 +196,6 @@ def refresh_statistics(
         _replace_table(con, "decision_trends", decision_trends(con, durations, k, computed_at))
         con.execute("DELETE FROM silent_updates")
         con.execute(f"INSERT INTO silent_updates BY NAME {SILENT_UPDATES_SQL}", [k, computed_at])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return RefreshResult(
         n_cases=durations.height,
         n_groups=headline.height,

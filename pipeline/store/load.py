@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.ingest import PreparedChunk
 from pipeline.model import Rejection
-from pipeline.store.db import query_frame
+from pipeline.store.db import query_frame, transaction
 
 
 @dataclass
@@ -77,15 +77,10 @@ def load_chunks(
 ) -> LoadResult:
     """Store every chunk and record the run, all in one transaction."""
     result = LoadResult(run_id)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for chunk in chunks:
             store_chunk(con, chunk, run_id, result)
         record_run(con, run_id, flow, started_at, result)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 

@@ -19,7 +19,7 @@ import polars as pl
 from pipeline.ingest import PreparedChunk
 from pipeline.model import CaseRecord, Rejection
 from pipeline.redact import redact_for_storage
-from pipeline.store.db import query_frame
+from pipeline.store.db import query_frame, transaction
 from pipeline.store.load import LoadResult, store_chunk
 from pipeline.submissions.inbox import Envelope
 from pipeline.submissions.records import attempt_to_json
@@ -83,15 +83,10 @@ def store_submission(
     con: duckdb.DuckDBPyConnection, envelope: Envelope, run_id: int, now: datetime
 ) -> StoreOutcome:
     """Validate and store one submission in one transaction; quarantine what fails."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         outcome = _existing(con, envelope.submission_id)
         if outcome is None:
             outcome = _store(con, envelope, run_id, now)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return outcome
 
 
