@@ -24,12 +24,12 @@ import duckdb
 import polars as pl
 
 from pipeline.analytics.estimate import estimate_case
-from pipeline.analytics.snapshot import current_snapshot
 from pipeline.analytics.stats import refresh_statistics
-from pipeline.analytics.stats_view import stats_rows
 from pipeline.analytics.survival import summarize
+from pipeline.publish.reader import current_snapshot
+from pipeline.publish.snapshot import publish_snapshot
+from pipeline.publish.stats_view import stats_rows
 from pipeline.store.db import open_store
-from pipeline.store.publish import publish_snapshot
 
 AS_OF = date(2026, 6, 30)
 FORMS = {  # form -> (typical days, weight, card)

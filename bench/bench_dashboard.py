@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 import logging  # noqa: E402
 
-from dashboards import case_explainer, data, figures, queries  # noqa: E402
+from dashboards import data, queries  # noqa: E402
+from pipeline.analytics import case_explainer, figures  # noqa: E402
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 

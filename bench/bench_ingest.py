@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import BenchRow, markdown_table, mb, python_child
-from pipeline.jobs import PARALLEL_MIN_BYTES, available_cores
+from pipeline.jobs.ingest import PARALLEL_MIN_BYTES, available_cores
 
 SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (5_000, 20_000)
@@ -38,11 +38,12 @@ print(con.execute("SELECT count(*) FROM raw").fetchone()[0])
 INGEST = """
 import json
 from pathlib import Path
-from pipeline import jobs
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 settings = Settings(home=Path({home!r}))
-result = jobs.ingest_files(settings, jobs.discover_inputs([Path({data!r})]), workers={workers})
-jobs.publish(settings)
+result = ingest_job.ingest_files(settings, ingest_job.discover_inputs([Path({data!r})]), workers={workers})
+refresh_job.publish(settings)
 print(json.dumps({{"read": result.n_read, "stored": result.n_stored,
                   "rejected": result.n_rejected}}))
 """

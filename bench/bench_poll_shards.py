@@ -75,8 +75,8 @@ def _rounds(home: Path, base_url: str, processes: int, limit: int) -> dict[str, 
 
 def rows(quick: bool = False) -> list[BenchRow]:
     """One process, then two processes sharing the limiter, on the 50 sandbox receipts."""
-    from pipeline.registry import Registry, registry_path
-    from timelines.emulator import load_sandbox_receipts
+    from pipeline.sources.uscis.emulator import load_sandbox_receipts
+    from pipeline.sources.uscis.registry import Registry, registry_path
 
     receipts = sorted(load_sandbox_receipts())
     proc, base_url = _emulator()

@@ -1,7 +1,7 @@
 """Polling against the sandbox emulator capped at 10 requests/s: achieved rate, 429s, CPU.
 
 The emulator runs as its own process (`timelines emulator --rate 10`), so the CPU measured
-here is the poller's alone. One poll run (`pipeline.polling.run_poll`, in this process) asks
+here is the poller's alone. One poll run (`pipeline.jobs.poll.run_poll`, in this process) asks
 about the 50 sandbox receipts, then the fetch step alone asks about them again `--rounds`
 times through ONE client and the shared SQLite rate limiter. Measured:
   * achieved rate / cap: case-status requests per second over the fetch, counted at the server;
@@ -46,11 +46,11 @@ def _start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 def measure(quick: bool) -> list[tuple[str, str, str, str, str]]:
     """Measure polling against the emulator: (step, ours, baseline, ratio, notes) rows."""
-    from pipeline.polling import FetchProgress, PollBatch, fetch_answers, run_poll
-    from pipeline.registry import Registry, registry_path
+    from pipeline.jobs.poll import FetchProgress, PollBatch, fetch_answers, run_poll
     from pipeline.settings import Settings
-    from pipeline.sources.uscis_api import ApiSettings, Secret
-    from timelines.emulator import load_sandbox_receipts
+    from pipeline.sources.uscis.client import ApiSettings, Secret
+    from pipeline.sources.uscis.emulator import load_sandbox_receipts
+    from pipeline.sources.uscis.registry import Registry, registry_path
 
     rounds = 1 if quick else 4
     receipts = sorted(load_sandbox_receipts())

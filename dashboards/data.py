@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from pipeline.analytics.snapshot import NoSnapshotError, Snapshot, current_snapshot
+from pipeline.publish.reader import NoSnapshotError, Snapshot, current_snapshot
 from pipeline.settings import Settings, load_settings
 
 # A flow that wrote to the database within this many seconds is taken to be running.

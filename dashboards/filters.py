@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboards.figures import ALL, OFFICE_COLUMNS, Selection, cohort_label, cohort_options
+from pipeline.analytics.figures import ALL, OFFICE_COLUMNS, Selection, cohort_label, cohort_options
 from pipeline.receipts import OFFICE_NAMES
 
 OFFICE_KIND_LABELS = {"intake": "office that received it", "current": "office that has it now"}

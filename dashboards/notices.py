@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards.formatting import age, when
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 from pipeline.settings import Settings
 
 NO_DATA_COMMANDS = """\

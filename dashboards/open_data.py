@@ -11,8 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from dashboards.data import SnapshotGoneError
-from pipeline.analytics.export import export_tables, public_table
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.export import export_tables, public_table
+from pipeline.publish.reader import Snapshot
 
 
 def snapshot_at(folder: str) -> Snapshot:

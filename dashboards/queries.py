@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from dashboards import data, figures
+from dashboards import data
+from pipeline.analytics import figures
 
 CACHE = {"ttl": 3600, "max_entries": 256, "show_spinner": False}
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.ingest import publish_snapshot, refresh_statistics
+from flows.refresh import publish_snapshot, refresh_statistics
+from pipeline.jobs import inbox as jobs
+from pipeline.jobs.inbox import InboxResult
 from pipeline.settings import load_settings
-from pipeline.submissions import jobs
-from pipeline.submissions.deletion import DeletionOutcome
-from pipeline.submissions.jobs import InboxResult
+from pipeline.store.deletion import DeletionOutcome
 
 
 # Inbox steps read and move files and wait for the database: they get retries. Each step is

@@ -1,6 +1,6 @@
 """The `poll` flow: ask the Case Status API about every opted-in receipt that is due.
 
-A thin recipe over `pipeline.polling`. Only the fetch task retries (the network is the flaky
+A thin recipe over `pipeline.jobs.poll`. Only the fetch task retries (the network is the flaky
 part); parsing, anonymizing, validating and storing do not. No task persists its result, so
 receipt numbers never reach Prefect's storage; task parameters are not recorded by Prefect.
 Serve it on a schedule with `poll_deployment()` (cron from TIMELINES_POLL_CRON, daily by default).
@@ -16,13 +16,13 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.ingest import publish_snapshot
-from pipeline import polling
-from pipeline.anonymize import load_key
-from pipeline.registry import PollSchedule, Registry, registry_path
+from flows.progress import poll_progress
+from flows.refresh import publish_snapshot
+from pipeline.jobs import poll as polling
+from pipeline.prepare.anonymize import load_key
 from pipeline.settings import load_settings
-from pipeline.sources.uscis_api import ApiSettings, Secret, api_settings_from_env
-from timelines.progress import poll_progress
+from pipeline.sources.uscis.client import ApiSettings, Secret, api_settings_from_env
+from pipeline.sources.uscis.registry import PollSchedule, Registry, registry_path
 
 ENV_CRON = "TIMELINES_POLL_CRON"
 DEFAULT_CRON = "0 6 * * *"  # every day at 06:00 (the server's time zone)
@@ -159,7 +159,11 @@ def poll_flow(
 @flow(name="demo-poll", log_prints=True)
 def demo_poll_flow() -> polling.PollSummary:
     """Track the 50 sandbox receipts and poll them from an emulator started in this process."""
-    from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
+    from pipeline.sources.uscis.emulator import (
+        EmulatorConfig,
+        EmulatorServer,
+        load_sandbox_receipts,
+    )
 
     settings = load_settings()
     with EmulatorServer(EmulatorConfig(requests_per_second=10)) as server:

@@ -14,8 +14,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from pipeline import polling
-from pipeline.poll_shards import count_due, shard_sizes
+from pipeline.jobs import poll as polling
+from pipeline.jobs.poll_shards import count_due, shard_sizes
 from pipeline.settings import load_settings
 
 POLL_DEPLOYMENT = "poll/scheduled"

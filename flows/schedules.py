@@ -29,10 +29,10 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from flows.inbox import inbox_flow
-from flows.ingest import refresh_flow
 from flows.poll import poll_flow
 from flows.poll_shards import sharded_poll_flow
-from pipeline import jobs
+from flows.refresh import refresh_flow
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def record_failed_flow_run(flow: Flow[Any, Any], flow_run: Any, state: Any) -> N
     started_at = started.astimezone().replace(tzinfo=None) if started else datetime.now()
     message = f"Prefect flow run {flow_run.name}: {state.message or state.name}"
     try:
-        jobs.record_failure(load_settings(), job, started_at, message)
+        refresh_job.record_failure(load_settings(), job, started_at, message)
     except Exception:  # the run failed already; say why this could not be recorded
         log.exception("could not record the failed %s run in the database", job)
 

@@ -18,12 +18,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import jobs  # noqa: E402
 from pipeline.analytics.official import import_official, read_official  # noqa: E402
-from pipeline.polling import run_poll  # noqa: E402
-from pipeline.registry import Registry, registry_path  # noqa: E402
+from pipeline.jobs import refresh as refresh_job  # noqa: E402
+from pipeline.jobs.poll import run_poll  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.sources.uscis_api import ApiSettings, Secret  # noqa: E402
+from pipeline.sources.uscis.client import ApiSettings, Secret  # noqa: E402
+from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts  # noqa: E402
+from pipeline.sources.uscis.registry import Registry, registry_path  # noqa: E402
 from pipeline.store.db import open_store  # noqa: E402
 from tests.browser_support import (  # noqa: E402
     CHROMIUM,
@@ -36,7 +37,6 @@ from tests.browser_support import (  # noqa: E402
     wait_until_idle,
 )
 from tests.dashboard_support import publish_sample  # noqa: E402
-from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts  # noqa: E402
 
 PAYLOADS = REPO / "tests" / "fixtures" / "payloads"
 OUT = REPO / "docs" / "img"
@@ -63,8 +63,8 @@ def build_demo(home: Path, cases: int) -> Settings:
         api = ApiSettings(Secret("demo"), Secret("demo"), base_url=server.base_url,
                           requests_per_second=50)
         run_poll(settings, api, publish=False)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     return settings
 
 

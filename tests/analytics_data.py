@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import jobs
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 from pipeline.store.db import open_store
@@ -73,7 +74,7 @@ def build_sample_home(home: Path, n_cases: int = 1500, seed: int = 7) -> Setting
     """Sample -> ingest -> refresh -> publish into `home`, as a user would run it."""
     settings = Settings(home=home)
     write_sample(home / "sample", n_cases, seed, as_of=SAMPLE_AS_OF)
-    jobs.ingest(settings, [home / "sample"])
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    ingest_job.ingest(settings, [home / "sample"])
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     return settings

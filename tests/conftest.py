@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.settings import Settings, load_settings
-from timelines.emulator import EmulatorConfig, EmulatorServer
+from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer
 
 READ_BY_THE_CODE = ("TIMELINES_", "USCIS_", "PREFECT_API_URL", "PREFECT_PROFILE")
 REPO = Path(__file__).resolve().parent.parent

@@ -14,15 +14,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import jobs
-from pipeline.analytics.snapshot import current_snapshot
-from pipeline.anonymize import load_key, pseudonymize
-from pipeline.registry import Registry, registry_path
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.prepare.anonymize import load_key, pseudonymize
+from pipeline.prepare.preview import preview_submission
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
+from pipeline.sources.inbox.consent import give_consent
+from pipeline.sources.inbox.folder import pending_files, write_submission
 from pipeline.sources.sample import write_sample
-from pipeline.submissions.consent import give_consent
-from pipeline.submissions.inbox import pending_files, write_submission
-from pipeline.submissions.preview import preview_submission
+from pipeline.sources.uscis.registry import Registry, registry_path
 from tests.submission_inputs import simplified
 
 TRACKED = ["EAC2190000101", "LIN2290000202", "IOE0912345678"]
@@ -52,9 +53,9 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A home with stored and computed cases, tracked receipts and a waiting submission."""
     settings = Settings(tmp_path_factory.mktemp("original") / "home")
     write_sample(settings.home.parent / "sample", 500, seed=9, as_of=date(2025, 6, 1))
-    jobs.ingest(settings, [settings.home.parent / "sample"])
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    ingest_job.ingest(settings, [settings.home.parent / "sample"])
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     with Registry(registry_path(settings.home)) as registry:
         registry.add(TRACKED, now=datetime.now() - timedelta(days=1))
     now = datetime.now()

@@ -15,12 +15,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipeline import jobs
 from pipeline.analytics.official import import_official, read_official
-from pipeline.analytics.snapshot import current_snapshot
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.inbox import process_inbox
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.store.db import open_store
-from pipeline.submissions.jobs import process_inbox
 from tests.browser_support import (
     CHROMIUM,
     DESKTOP,
@@ -63,8 +63,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = publish_sample(tmp_path_factory.mktemp("e2e") / "home", n_cases=800, seed=11)
     with open_store(settings.database_path) as con:
         import_official(con, read_official(PAYLOADS / "processing_times_api_legacy.json"))
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     return settings
 
 

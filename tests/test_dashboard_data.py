@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboards import data
-from pipeline import jobs
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from tests.dashboard_support import APP, publish_sample
 
@@ -20,7 +20,7 @@ from tests.dashboard_support import APP, publish_sample
 def two_snapshots(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A home published twice, so an older and a newer snapshot exist."""
     settings = publish_sample(tmp_path_factory.mktemp("data") / "home", n_cases=200)
-    jobs.publish(settings)
+    refresh_job.publish(settings)
     return settings
 
 
@@ -42,7 +42,7 @@ def test_a_snapshot_removed_while_reading_is_reported_and_the_newer_one_is_read(
     settings = publish_sample(tmp_path / "home", n_cases=120)
     old = data.open_snapshot(settings)
     assert old is not None
-    jobs.publish(settings)
+    refresh_job.publish(settings)
     shutil.rmtree(old.path)  # what pruning does once enough newer snapshots exist
     with pytest.raises(data.SnapshotGoneError):
         data.read_table(old, "quarantine_reasons")

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dashboards import figures
 from dashboards.formatting import days_with_interval, percentile_cells
+from pipeline.analytics import figures
 from pipeline.analytics.survival import kaplan_meier, survival_quantile
 
 

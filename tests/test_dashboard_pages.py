@@ -12,16 +12,17 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipeline import jobs
 from pipeline.analytics.official import import_official, read_official
-from pipeline.analytics.snapshot import current_snapshot
-from pipeline.polling import run_poll
-from pipeline.registry import Registry, registry_path
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.poll import run_poll
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
-from pipeline.sources.uscis_api import ApiSettings, Secret
+from pipeline.sources.uscis.client import ApiSettings, Secret
+from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
+from pipeline.sources.uscis.registry import Registry, registry_path
 from pipeline.store.db import open_store
 from tests.dashboard_support import APP, publish_sample
-from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 UNKNOWN_RECEIPT = "EAC2290000001"  # well formed, not one of the sandbox's staging receipts
@@ -46,9 +47,9 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     real.mkdir()
     answer = json.loads((PAYLOADS / "torch_case_status_success_with_history.json").read_text())
     (real / "answer.json").write_text(json.dumps(answer["body"]))
-    jobs.ingest(settings, [real])
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    ingest_job.ingest(settings, [real])
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     return home
 
 
@@ -213,9 +214,9 @@ def test_health_page_counts_quarantined_records_by_reason(tmp_path: Path,
         "submittedDate": "01-01-2099 00:00:00", "current_case_status_text_en": "Case Was Received",
         "current_case_status_desc_en": "", "hist_case_status": None}}))
     (inputs / "broken.json").write_text("{not json")
-    jobs.ingest(settings, [inputs])
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    ingest_job.ingest(settings, [inputs])
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     monkeypatch.setenv("TIMELINES_HOME", str(settings.home))
     at = open_page("health")
     reasons = at.dataframe[-1].value

@@ -15,9 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.sources import uscis_api
-from pipeline.sources.ratelimit import DailyQuotaExhausted, SqliteRateLimiter
-from pipeline.sources.uscis_api import (
+from pipeline.sources.uscis import client as uscis_api
+from pipeline.sources.uscis.client import (
     NO_RESPONSE,
     ApiSettings,
     AuthenticationFailed,
@@ -29,8 +28,7 @@ from pipeline.sources.uscis_api import (
     ServiceUnavailable,
     build_http_client,
 )
-from tests.conftest import StartEmulator
-from timelines.emulator import (
+from pipeline.sources.uscis.emulator import (
     FORMS,
     EmulatorServer,
     FaultConfig,
@@ -38,6 +36,8 @@ from timelines.emulator import (
     plan_case,
     serve_emulator,
 )
+from pipeline.sources.uscis.ratelimit import DailyQuotaExhausted, SqliteRateLimiter
+from tests.conftest import StartEmulator
 
 SANDBOX = load_sandbox_receipts()
 WITH_HISTORY = sorted(r for r, has in SANDBOX.items() if has)

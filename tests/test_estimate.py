@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
-from pipeline import jobs
 from pipeline.analytics.estimate import estimate_case, normalize_stage
 from pipeline.analytics.survival import kaplan_meier, remaining_time
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from tests.analytics_data import Case, store_cases
 from timelines.cli import app
@@ -120,8 +120,8 @@ def test_estimate_command_prints_json_from_the_published_snapshot(settings: Sett
     cases = [Case(f"c{i}", received=date(2025, 1, 1) + timedelta(days=i), seen_days=400 - i,
                   events=[(100 + 3 * i, "approved")] if i % 3 else []) for i in range(60)]
     store_cases(settings, cases)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     result = runner.invoke(app, ["estimate", "--form", "i485", "--office", "MSC", "--received",
                                  "2025-03-01", "--today", "2025-06-01", "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
-from pipeline.analytics.export import COLUMN_DOCS, EXPORTED_TABLES
+from pipeline.publish.export import COLUMN_DOCS, EXPORTED_TABLES
 from pipeline.settings import Settings
 from tests.analytics_data import build_sample_home
 from timelines.cli import app

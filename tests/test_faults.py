@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.analytics.snapshot import current_snapshot
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 from tests.test_ingest_store import table_contents
@@ -177,10 +177,10 @@ def test_a_killed_pooled_ingest_leaves_no_worker_behind_and_reruns_cleanly(
     home = tmp_path / "home"
     # the ingest job as a flow runs it, forced onto its pool of processes
     code = (
-        "import sys\nfrom pathlib import Path\nfrom pipeline import jobs\n"
+        "import sys\nfrom pathlib import Path\nfrom pipeline.jobs import ingest as ingest_job\nfrom pipeline.jobs import refresh as refresh_job\n"
         "from pipeline.settings import load_settings\n"
-        "jobs.PARALLEL_MIN_BYTES = 0\n"
-        "jobs.ingest(load_settings(), [Path(sys.argv[1])])\n"
+        "ingest_job.PARALLEL_MIN_BYTES = 0\n"
+        "ingest_job.ingest(load_settings(), [Path(sys.argv[1])])\n"
     )
     ingest = subprocess.Popen([sys.executable, "-c", code, str(histories)], env=child_env(home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -244,13 +244,14 @@ def hold_database() -> Iterator[Callable[[Path], Holder]]:
 
 
 def published_home(home: Path) -> Settings:
-    from pipeline import jobs
+    from pipeline.jobs import ingest as ingest_job
+    from pipeline.jobs import refresh as refresh_job
 
     settings = Settings(home)
     write_sample(home / "sample", 300, seed=3, as_of=AS_OF)
-    jobs.ingest(settings, [home / "sample"])
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    ingest_job.ingest(settings, [home / "sample"])
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     return settings
 
 
@@ -310,10 +311,10 @@ def submit(settings: Settings, receipt: str) -> str:
     """Queue one consented submission in the inbox, as the submit page does; return its code."""
     from datetime import datetime
 
-    from pipeline.anonymize import load_key
-    from pipeline.submissions.consent import give_consent
-    from pipeline.submissions.inbox import write_submission
-    from pipeline.submissions.preview import preview_submission
+    from pipeline.prepare.anonymize import load_key
+    from pipeline.prepare.preview import preview_submission
+    from pipeline.sources.inbox.consent import give_consent
+    from pipeline.sources.inbox.folder import write_submission
     from tests.submission_inputs import simplified
 
     now = datetime.now()
@@ -323,7 +324,7 @@ def submit(settings: Settings, receipt: str) -> str:
 
 
 def states(settings: Settings, codes: list[str]) -> list[str]:
-    from pipeline.submissions.inbox import lookup_status
+    from pipeline.sources.inbox.folder import lookup_status
 
     return [lookup_status(settings.inbox_dir, code).state for code in codes]
 
@@ -413,9 +414,9 @@ def test_a_fault_storm_polls_every_due_receipt_once_and_stores_no_event_twice(
 ) -> None:
     from datetime import datetime, timedelta
 
-    from pipeline.registry import Registry, registry_path
+    from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, FaultConfig
+    from pipeline.sources.uscis.registry import Registry, registry_path
     from tests.test_polling import RECEIPTS, case_id, counters, expected_events
-    from timelines.emulator import EmulatorConfig, EmulatorServer, FaultConfig
 
     # a fifth of the answers fail (500/502/503), one in twenty hangs past the client's
     # timeout, and the pollers are told 10 requests/s where the server allows 5: spike arrests

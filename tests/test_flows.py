@@ -8,14 +8,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.analytics.snapshot import current_snapshot
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_ingest_flow_twice_then_refresh(settings: Settings, tmp_path: Path) -> None:
-    from flows.ingest import ingest_flow, refresh_flow
+    from flows.ingest import ingest_flow
+    from flows.refresh import refresh_flow
 
     sample = tmp_path / "sample"
     write_sample(sample, 600, seed=5, as_of=date(2025, 6, 1))
@@ -46,7 +47,7 @@ def test_ingest_flow_twice_then_refresh(settings: Settings, tmp_path: Path) -> N
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_demo_flow_runs_the_whole_pipeline(settings: Settings) -> None:
-    from flows.ingest import demo_flow
+    from flows.demo import demo_flow
 
     loaded, refreshed = demo_flow(str(settings.home / "sample"), 300, 2)
     assert loaded.n_stored == 300

@@ -12,22 +12,22 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import jobs
-from pipeline.analytics.snapshot import current_snapshot
-from pipeline.anonymize import load_key, pseudonymize
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs.inbox import process_inbox
+from pipeline.prepare.anonymize import load_key, pseudonymize
+from pipeline.prepare.preview import preview_submission
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
-from pipeline.store.db import open_store
-from pipeline.submissions.consent import give_consent
-from pipeline.submissions.inbox import (
+from pipeline.sources.inbox.consent import give_consent
+from pipeline.sources.inbox.folder import (
     Submitted,
     lookup_status,
     pending_files,
     request_deletion,
     write_submission,
 )
-from pipeline.submissions.jobs import process_inbox
-from pipeline.submissions.preview import preview_submission
-from pipeline.submissions.storage import quarantined_attempts
+from pipeline.store.db import open_store
+from pipeline.store.submissions import quarantined_attempts
 from tests.submission_inputs import api_answer, myuscis_pair, simplified
 
 NOW = datetime(2025, 6, 1, 12, 0)
@@ -109,7 +109,7 @@ def test_a_polled_case_and_a_submitted_one_merge_and_deleting_keeps_what_polling
     polled["case_status"] |= {"current_case_status_text_en": "Case Was Received",
                               "current_case_status_desc_en": "", "modifiedDate": "03-15-2023 09:12:44"}
     (tmp_path / "polled.json").write_text(json.dumps(polled))
-    jobs.ingest(settings, [tmp_path / "polled.json"])  # as the polling registry stores it
+    ingest_job.ingest(settings, [tmp_path / "polled.json"])  # as the polling registry stores it
     assert events_of(settings, "LIN9999106499") == ["2023-03-15:received", "2023-04-10:biometrics"]
 
     submitted = submit(settings, json.dumps(api_answer()))
@@ -262,7 +262,7 @@ def test_the_inbox_flow_stores_and_deletes(settings: Settings) -> None:
 
 RUN_THE_INBOX = """
 from pipeline.settings import load_settings
-from pipeline.submissions.jobs import process_inbox
+from pipeline.jobs.inbox import process_inbox
 process_inbox(load_settings())
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import jobs
+from pipeline.jobs import ingest as ingest_job
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 from tests.test_ingest_store import table_contents
@@ -36,17 +36,16 @@ def test_a_pool_of_processes_stores_the_same_as_one_process(
     tmp_path: Path, inputs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TIMELINES_PSEUDONYM_KEY", KEY)
-    monkeypatch.setattr(jobs, "CHUNK_SIZE", 200)  # several chunks in flight
-    files = jobs.discover_inputs([inputs])
+    files = ingest_job.discover_inputs([inputs])
     alone, pooled = Settings(tmp_path / "alone"), Settings(tmp_path / "pooled")
 
-    one = jobs.ingest_files(alone, files, workers=1)
-    many = jobs.ingest_files(pooled, files, workers=2)
+    one = ingest_job.ingest_files(alone, files, workers=1, chunk_size=200)
+    many = ingest_job.ingest_files(pooled, files, workers=2, chunk_size=200)
 
     assert (many.n_read, many.n_stored, many.n_new_cases, many.n_new_events) == (
         one.n_read, one.n_stored, one.n_new_cases, one.n_new_events)
     assert one.n_read == 1202 and one.n_new_cases == 1200
     assert [r.origin for r in many.rejections] == [r.origin for r in one.rejections] == ["broken.json"]
     assert table_contents(pooled.database_path) == table_contents(alone.database_path)
-    again = jobs.ingest_files(pooled, files, workers=2)
+    again = ingest_job.ingest_files(pooled, files, workers=2, chunk_size=200)
     assert (again.n_new_cases, again.n_new_events) == (0, 0)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipeline import jobs
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
+from pipeline.sources.files import RawDocument, read_documents
 from pipeline.sources.sample import write_sample
 from pipeline.store.db import DatabaseBusyError, connect
 
@@ -43,25 +46,25 @@ def sample_dir(tmp_path: Path) -> Path:
 
 
 def test_ingesting_twice_changes_nothing(settings: Settings, sample_dir: Path) -> None:
-    first = jobs.ingest(settings, [sample_dir])
+    first = ingest_job.ingest(settings, [sample_dir])
     assert (first.n_read, first.n_stored, first.n_rejected) == (402, 400, 2)
     assert first.n_new_cases == 400 and first.n_new_events > 400
     before = table_contents(settings.database_path)
-    second = jobs.ingest(settings, [sample_dir])
+    second = ingest_job.ingest(settings, [sample_dir])
     assert (second.n_new_cases, second.n_new_events) == (0, 0)
     assert table_contents(settings.database_path) == before
 
 
 def test_rejections_say_why_in_plain_words(settings: Settings, sample_dir: Path) -> None:
-    result = jobs.ingest(settings, [sample_dir])
+    result = ingest_job.ingest(settings, [sample_dir])
     reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
     assert "in the future" in reasons["future.json"]
     assert "not valid JSON" in reasons["broken.json"]
 
 
 def test_no_receipt_number_reaches_the_database(settings: Settings, sample_dir: Path) -> None:
-    jobs.ingest(settings, [sample_dir])
-    jobs.refresh(settings)
+    ingest_job.ingest(settings, [sample_dir])
+    refresh_job.refresh(settings)
     con = duckdb.connect(str(settings.database_path), read_only=True)
     try:
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
@@ -72,25 +75,22 @@ def test_no_receipt_number_reaches_the_database(settings: Settings, sample_dir: 
 
 
 def test_a_bad_chunk_rolls_back_the_whole_load(
-    settings: Settings, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, sample_dir: Path, tmp_path: Path
 ) -> None:
-    jobs.ingest(settings, [sample_dir])
+    ingest_job.ingest(settings, [sample_dir])
     before = table_contents(settings.database_path)
     more = tmp_path / "more"
     write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
-    monkeypatch.setattr(jobs, "CHUNK_SIZE", 50)  # many chunks in one transaction
-    original = jobs.prepare_chunk
-    calls = {"n": 0}
+    documents = read_documents(ingest_job.discover_inputs([more]))
 
-    def failing_prepare(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise OSError("disk vanished")
-        return original(*args, **kwargs)
+    def failing_source() -> Iterator[RawDocument]:  # a source that breaks part-way through
+        for n, document in enumerate(documents):
+            if n == 200:
+                raise OSError("disk vanished")
+            yield document
 
-    monkeypatch.setattr(jobs, "prepare_chunk", failing_prepare)
     with pytest.raises(OSError, match="disk vanished"):
-        jobs.ingest(settings, [more])
+        ingest_job.ingest_documents(settings, failing_source(), chunk_size=50)
     assert table_contents(settings.database_path) == before
     con = duckdb.connect(str(settings.database_path), read_only=True)
     try:
@@ -101,7 +101,7 @@ def test_a_bad_chunk_rolls_back_the_whole_load(
 
 
 def test_a_held_database_gives_a_clear_message(settings: Settings, sample_dir: Path) -> None:
-    jobs.ingest(settings, [sample_dir])
+    ingest_job.ingest(settings, [sample_dir])
     import subprocess
     import sys
 
@@ -122,7 +122,7 @@ def test_a_held_database_gives_a_clear_message(settings: Settings, sample_dir: P
 def test_an_unreadable_file_is_quarantined_and_the_rest_ingested(
     settings: Settings, sample_dir: Path
 ) -> None:
-    result = jobs.ingest(settings, [sample_dir, Path("/proc/self/mem")])
+    result = ingest_job.ingest(settings, [sample_dir, Path("/proc/self/mem")])
     assert result.n_stored == 400
     reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
     assert "could not be read" in reasons["mem"]

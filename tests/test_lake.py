@@ -7,9 +7,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import jobs
 from pipeline.analytics.stats import DURATIONS_SQL
-from pipeline.lake import export_lake, open_lake
+from pipeline.jobs import ingest as ingest_job
+from pipeline.publish.lake import export_lake, open_lake
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 from pipeline.store.db import open_store
@@ -19,7 +19,7 @@ def test_durations_computed_from_the_partitioned_lake_equal_the_database(
     settings: Settings, tmp_path: Path
 ) -> None:
     write_sample(tmp_path / "sample", 400, seed=6, as_of=date(2025, 6, 1))
-    jobs.ingest(settings, [tmp_path / "sample"])
+    ingest_job.ingest(settings, [tmp_path / "sample"])
     lake = tmp_path / "lake"
     with open_store(settings.database_path) as con:
         counts = export_lake(con, lake)

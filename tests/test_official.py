@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
-from pipeline import jobs
 from pipeline.analytics.official import read_official, to_days
-from pipeline.analytics.snapshot import current_snapshot
+from pipeline.jobs import refresh as refresh_job
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.store.db import connect, query_frame
 from tests.analytics_data import Case, store_cases
@@ -139,7 +139,7 @@ def test_official_figure_is_published_beside_the_community_p80(settings: Setting
              for i in range(14)] + [Case(f"p{i}", form="I-765", office="NSC", seen_days=200)
                                     for i in range(6)]
     store_cases(settings, cases)
-    jobs.refresh(settings)
+    refresh_job.refresh(settings)
     _import(LEGACY)
     [row] = current_snapshot(settings.published_dir).table("official_comparison").to_dicts()
     assert row["official_p80_days"] == pytest.approx(228.3)
@@ -154,7 +154,7 @@ def test_community_figures_of_a_small_group_stay_empty_beside_the_official_one(
 ) -> None:
     store_cases(settings, [Case(f"c{i}", form="I-765", office="NSC",
                                 events=[(100, "approved")]) for i in range(3)])
-    jobs.refresh(settings)
+    refresh_job.refresh(settings)
     _import(LEGACY)
     [row] = current_snapshot(settings.published_dir).table("official_comparison").to_dicts()
     assert row["community_suppressed"] is True

@@ -12,12 +12,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.anonymize import PseudonymKey
 from pipeline.parse import ParseError, parse_document
+from pipeline.prepare.anonymize import PseudonymKey
+from pipeline.prepare.preview import SubmissionPreview, preview_submission
+from pipeline.prepare.records import record_to_json
+from pipeline.prepare.redact import personal_identifiers
 from pipeline.receipts import InvalidReceiptError
-from pipeline.redact import personal_identifiers
-from pipeline.submissions.preview import SubmissionPreview, preview_submission
-from pipeline.submissions.records import record_to_json
 from tests.submission_inputs import all_kinds, api_answer, myuscis_pair, reference, simplified
 
 NOW = datetime(2025, 6, 1, 12, 0)

@@ -20,13 +20,10 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline import jobs
-from pipeline.analytics.snapshot import current_snapshot
-from pipeline.anonymize import load_key, pseudonymize
-from pipeline.forget import forget_receipt, tables_with_cases
-from pipeline.parse.fields import parse_datetime
-from pipeline.poll_report import production_readiness, traffic_table
-from pipeline.polling import (
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.forget import forget_receipt, tables_with_cases
+from pipeline.jobs.poll import (
     Answer,
     FetchProgress,
     PollBatch,
@@ -35,17 +32,21 @@ from pipeline.polling import (
     run_poll,
     store_poll,
 )
+from pipeline.parse.fields import parse_datetime
+from pipeline.prepare.anonymize import load_key, pseudonymize
+from pipeline.publish.reader import current_snapshot
 from pipeline.receipts import RECEIPT_IN_TEXT_RE
-from pipeline.registry import Registry, registry_path
 from pipeline.settings import Settings
-from pipeline.sources.uscis_api import ApiSettings, Secret
-from tests.conftest import StartEmulator
-from timelines.emulator import (
+from pipeline.sources.uscis.client import ApiSettings, Secret
+from pipeline.sources.uscis.emulator import (
     EmulatorServer,
     FaultConfig,
     load_sandbox_receipts,
     plan_case,
 )
+from pipeline.sources.uscis.registry import Registry, registry_path
+from pipeline.sources.uscis.traffic_report import production_readiness, traffic_table
+from tests.conftest import StartEmulator
 
 SANDBOX = load_sandbox_receipts()
 RECEIPTS = sorted(SANDBOX)
@@ -271,7 +272,7 @@ def test_answers_that_cannot_be_stored_are_quarantined_under_the_pseudonym(
 
 
 def jobs_schedule() -> Any:
-    from pipeline.polling import schedule_from_env
+    from pipeline.jobs.poll import schedule_from_env
 
     return schedule_from_env({})
 
@@ -392,8 +393,8 @@ def test_receipt_numbers_never_reach_the_database_or_the_snapshot(
     track(settings, everything)
     run_poll(settings, api_for(server))
     run_poll(settings, api_for(server), force=True)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
 
     con = duckdb.connect(str(settings.database_path), read_only=True)
     try:
@@ -434,7 +435,7 @@ def test_track_remove_deletes_the_case_everywhere_including_a_user_submission(
         "events": [{"date": (received + timedelta(days=1)).strftime("%Y-%m-%d"),
                     "description": "Case Is Being Actively Reviewed By USCIS"}],
     }))
-    assert jobs.ingest(settings, [submitted]).n_stored == 1
+    assert ingest_job.ingest(settings, [submitted]).n_stored == 1
     track(settings, RECEIPTS[:12])
     run_poll(settings, api_for(server))
     mine = case_id(settings, target)
@@ -446,8 +447,8 @@ def test_track_remove_deletes_the_case_everywhere_including_a_user_submission(
                       [mine]))
     assert stored == expected_events(target) | {((received + timedelta(days=1)).date(), "review")}
 
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     before = current_snapshot(settings.published_dir)
     forgotten = forget_receipt(settings, target.lower())
     assert forgotten.was_tracked and forgotten.deleted["cases"] == 1

@@ -12,16 +12,17 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import jobs
-from pipeline.analytics.export import export_tables
-from pipeline.analytics.snapshot import current_snapshot
-from pipeline.anonymize import load_key
-from pipeline.redact import personal_identifiers
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.inbox import process_inbox
+from pipeline.prepare.anonymize import load_key
+from pipeline.prepare.preview import preview_submission
+from pipeline.prepare.redact import personal_identifiers
+from pipeline.publish.export import export_tables
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
-from pipeline.submissions.consent import give_consent
-from pipeline.submissions.inbox import request_deletion, write_submission
-from pipeline.submissions.jobs import process_inbox
-from pipeline.submissions.preview import preview_submission
+from pipeline.sources.inbox.consent import give_consent
+from pipeline.sources.inbox.folder import request_deletion, write_submission
 from tests.submission_inputs import (
     A_NUMBER,
     APPLICANT,
@@ -87,10 +88,10 @@ def test_no_personal_data_anywhere_after_every_kind_of_input(settings: Settings,
     broken = {"case_status": {"receiptNumber": "IOE0900000002", "formType": APPLICANT,
                               "submittedDate": "01-05-2024 10:00:00"}}
     raw.write_text(json.dumps(api_answer()) + "\n" + json.dumps(broken) + "\n")
-    jobs.ingest(settings, [raw])
+    ingest_job.ingest(settings, [raw])
     process_inbox(settings)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     export_tables(current_snapshot(settings.published_dir), settings.exports_dir)
 
     stored = database_text(settings.database_path)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.sources.ratelimit import (
+from pipeline.sources.uscis.ratelimit import (
     DailyQuotaExhausted,
     InMemoryRateLimiter,
     RateLimiter,

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.polling import schedule_from_env
+from pipeline.jobs.poll import schedule_from_env
 from pipeline.receipts import InvalidReceiptError
-from pipeline.registry import (
+from pipeline.settings import Settings
+from pipeline.sources.uscis.registry import (
     CONSENT_VERSION,
     ERROR,
     INVALID,
@@ -27,7 +28,6 @@ from pipeline.registry import (
     mask_receipt,
     registry_path,
 )
-from pipeline.settings import Settings
 
 T0 = datetime(2025, 3, 3, 6, 0, 0)
 SCHEDULE = PollSchedule()

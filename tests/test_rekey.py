@@ -14,12 +14,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import jobs
-from pipeline.anonymize import load_key, pseudonymize
-from pipeline.registry import Registry, registry_path
-from pipeline.rekey import RekeyError, rotate_key
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.rekey import RekeyError, rotate_key
+from pipeline.prepare.anonymize import load_key, pseudonymize
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
+from pipeline.sources.uscis.registry import Registry, registry_path
 
 
 def timelines(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -52,8 +53,8 @@ def case_ids(settings: Settings, table: str = "cases") -> set[str]:
 def home(settings: Settings, tmp_path: Path) -> tuple[Settings, list[str], list[str]]:
     """200 stored cases; the first 120 receipts are tracked (as polled cases are)."""
     write_sample(tmp_path / "sample", 200, seed=12, as_of=date(2025, 6, 1))
-    jobs.ingest(settings, [tmp_path / "sample"])
-    jobs.refresh(settings)
+    ingest_job.ingest(settings, [tmp_path / "sample"])
+    refresh_job.refresh(settings)
     receipts = sample_receipts(tmp_path / "sample")
     tracked, untracked = receipts[:120], receipts[120:]
     with Registry(registry_path(settings.home)) as registry:
@@ -86,7 +87,7 @@ def test_rotation_moves_tracked_cases_and_keeps_the_others(
 
     # the consequence, as documented: the same histories again merge where the receipt was
     # tracked, and count twice where it was not
-    again = jobs.ingest(settings, [tmp_path / "sample"])
+    again = ingest_job.ingest(settings, [tmp_path / "sample"])
     assert again.n_new_cases == len(untracked)
 
 

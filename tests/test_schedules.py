@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline import jobs
+from pipeline.jobs import ingest as ingest_job
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 
@@ -80,7 +80,7 @@ def test_with_poll_shards_the_poll_schedule_starts_several_poll_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from flows.schedules import build_deployments
-    from pipeline.poll_shards import shard_sizes
+    from pipeline.jobs.poll_shards import shard_sizes
 
     monkeypatch.setenv("TIMELINES_POLL_SHARDS", "3")
     deployments = {d.flow_name: d for d in build_deployments()}
@@ -140,7 +140,7 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
     from tests.dashboard_support import APP
 
     write_sample(tmp_path / "sample", 300, seed=8, as_of=date(2025, 6, 1))
-    jobs.ingest(settings, [tmp_path / "sample"])
+    ingest_job.ingest(settings, [tmp_path / "sample"])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMELINES_", "USCIS_"))}
     env |= {"TIMELINES_HOME": str(settings.home), "PREFECT_API_URL": str(PREFECT_API_URL.value()),
             "TIMELINES_POLL_CRON": "45 4 * * *"}
@@ -194,8 +194,12 @@ def test_a_sharded_poll_runs_two_processes_under_one_rate_limit(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    from pipeline.registry import Registry, registry_path
-    from timelines.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts
+    from pipeline.sources.uscis.emulator import (
+        EmulatorConfig,
+        EmulatorServer,
+        load_sandbox_receipts,
+    )
+    from pipeline.sources.uscis.registry import Registry, registry_path
 
     receipts = sorted(load_sandbox_receipts())
     with Registry(registry_path(settings.ensure_home())) as registry:

@@ -7,8 +7,8 @@ from datetime import date, datetime
 import polars as pl
 import pytest
 
-from pipeline import jobs
 from pipeline.analytics.silent_updates import record_observations
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from pipeline.store.db import connect, open_store, query_frame
 from tests.analytics_data import Case, insert_cases
@@ -47,7 +47,7 @@ def test_modifications_without_a_new_status_are_counted_per_office_and_week(
         again = record_observations(con, _observations([
             ("quiet", "2025-01-20 08:00", "2025-01-12 10:00", "biometrics")]))
         assert again == 0
-    jobs.refresh(k1)
+    refresh_job.refresh(k1)
     con = connect(settings.database_path, read_only=True)
     try:
         table = query_frame(con, "SELECT office, week, n_cases, n_modifications, n_silent_updates"

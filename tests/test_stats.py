@@ -14,10 +14,10 @@ import pytest
 from lifelines import KaplanMeierFitter
 from typer.testing import CliRunner
 
-from pipeline import jobs
 from pipeline.analytics.group_estimates import summarize_by_group, wilson_exprs
 from pipeline.analytics.survival import cumulative_incidence, proportion_ci, summarize
 from pipeline.analytics.trends import PENDING_AT_MONTH_END_SQL
+from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from pipeline.store.db import connect, query_frame
 from tests.analytics_data import Case, build_sample_home, store_cases
@@ -174,8 +174,8 @@ def test_current_office_basis_counts_transferred_cases_where_they_went(
                    events=[(20, "transferred"), (300, "approved")])]
     store_cases(settings, cases)
     small = Settings(home=settings.home, min_group_size=1)
-    jobs.refresh(small)
-    jobs.publish(small)
+    refresh_job.refresh(small)
+    refresh_job.publish(small)
     intake = _stats_json("--form", "I-485")
     current = _stats_json("--form", "I-485", "--office-basis", "current")
     assert [(r["office"], r["n_cases"]) for r in intake] == [("NSC", 4)]
@@ -209,7 +209,7 @@ def test_stage_times_count_waiting_cases_as_censored(
         Case("e", events=[(200, "denied")]),  # decided with no biometrics: left out
     ])
     monkeypatch.setenv("TIMELINES_MIN_GROUP_SIZE", "1")
-    jobs.refresh(Settings(home=settings.home, min_group_size=1))
+    refresh_job.refresh(Settings(home=settings.home, min_group_size=1))
     con = connect(settings.database_path, read_only=True)
     try:
         stages = query_frame(con, "SELECT * FROM stage_stats WHERE office IS NULL")
@@ -255,7 +255,7 @@ def test_decision_trends_count_the_backlog_at_each_month_end(settings: Settings)
         Case("b", received=date(2025, 1, 20), events=[(45, "approved")]),  # decided 6 Mar
         Case("c", received=date(2025, 2, 5), seen_days=100),  # pending, seen until 16 May
     ])
-    jobs.refresh(Settings(home=settings.home, min_group_size=1))
+    refresh_job.refresh(Settings(home=settings.home, min_group_size=1))
     con = connect(settings.database_path, read_only=True)
     try:
         trends = query_frame(con, "SELECT * FROM decision_trends WHERE office IS NULL")
@@ -273,7 +273,7 @@ def test_decision_trends_count_the_backlog_at_each_month_end(settings: Settings)
 def test_refresh_runs_as_a_prefect_flow_into_the_tables(
     prefect_harness: None, settings: Settings, tmp_path: Path
 ) -> None:
-    from flows.ingest import refresh_flow
+    from flows.refresh import refresh_flow
 
     store_cases(settings, [Case(f"c{i}", events=[(90 + i, "approved")]) for i in range(12)])
     result = refresh_flow()
@@ -314,8 +314,8 @@ def test_through_stats_the_interval_covers_the_true_median_and_the_naive_one_mis
                           seen_days=filed_ago,
                           events=[(wait, "approved")] if wait <= filed_ago else []))
     store_cases(settings, cases)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
     [row] = _stats_json("--form", "I-485")
     assert int(str(row["n_pending"])) > 250  # heavy censoring
     assert float(str(row["median_ci_low"])) <= 200 <= float(str(row["median_ci_high"]))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from pipeline.jobs.inbox import process_inbox
 from pipeline.settings import Settings
-from pipeline.submissions.inbox import lookup_status, pending_files
-from pipeline.submissions.jobs import process_inbox
+from pipeline.sources.inbox.folder import lookup_status, pending_files
 from tests.submission_inputs import APPLICANT, all_kinds, api_answer
 
 VIEWS = Path(__file__).resolve().parent.parent / "dashboards" / "views"

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.anonymize import PseudonymKey, load_key, pseudonymize
-from pipeline.redact import personal_identifiers
+from pipeline.prepare.anonymize import PseudonymKey, load_key, pseudonymize
+from pipeline.prepare.preview import MAX_PASTE_BYTES, preview_submission
+from pipeline.prepare.redact import personal_identifiers
 from pipeline.settings import Settings
-from pipeline.submissions.codes import InvalidCodeError, hash_code, normalize_code
-from pipeline.submissions.consent import CONSENT_VERSION, give_consent
-from pipeline.submissions.inbox import (
+from pipeline.sources.inbox.codes import InvalidCodeError, hash_code, normalize_code
+from pipeline.sources.inbox.consent import CONSENT_VERSION, give_consent
+from pipeline.sources.inbox.folder import (
     SubmissionRefused,
     lookup_status,
     pending_files,
     write_submission,
 )
-from pipeline.submissions.preview import MAX_PASTE_BYTES, preview_submission
 from tests.submission_inputs import APPLICANT, EMAIL, all_kinds, api_answer
 
 NOW = datetime(2025, 6, 1, 12, 0)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
-from pipeline import jobs
-from pipeline.analytics.snapshot import current_snapshot
+from pipeline.jobs import refresh as refresh_job
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings, load_settings
 from tests.analytics_data import Case, store_cases
 from timelines.cli import app
@@ -27,8 +27,8 @@ def _store(settings: Settings) -> None:
                 seen_days=300) for i in range(12)]
     small = [Case(f"s{i}", office="NSC", events=[(50 + i, "approved")]) for i in range(4)]
     store_cases(settings, big + small)
-    jobs.refresh(settings)
-    jobs.publish(settings)
+    refresh_job.refresh(settings)
+    refresh_job.publish(settings)
 
 
 def test_json_of_a_small_group_has_null_figures_and_says_suppressed(settings: Settings) -> None:
@@ -60,8 +60,8 @@ def test_k_comes_from_the_environment(settings: Settings, monkeypatch: pytest.Mo
     rows = json.loads(runner.invoke(app, ["stats", "--form", "I-485", "--format", "json"]).output)
     assert [row["suppressed"] for row in rows] == [True, True]
     assert all(row["n_cases"] is None for row in rows)
-    jobs.refresh(load_settings())
-    jobs.publish(load_settings())
+    refresh_job.refresh(load_settings())
+    refresh_job.publish(load_settings())
     rows = json.loads(runner.invoke(app, ["stats", "--form", "I-485", "--format", "json"]).output)
     assert [row["suppressed"] for row in rows] == [True, True]
 

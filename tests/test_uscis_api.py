@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.sources import uscis_api
-from pipeline.sources.ratelimit import DailyQuotaExhausted, InMemoryRateLimiter, RatePolicy
-from pipeline.sources.uscis_api import (
+from pipeline.sources.uscis import client as uscis_api
+from pipeline.sources.uscis.client import (
     NO_RESPONSE,
     ApiSettings,
     AuthenticationFailed,
@@ -35,6 +34,7 @@ from pipeline.sources.uscis_api import (
     api_settings_from_env,
     build_http_client,
 )
+from pipeline.sources.uscis.ratelimit import DailyQuotaExhausted, InMemoryRateLimiter, RatePolicy
 
 BASE = "https://api.test"
 RECEIPT = "LIN9999106499"

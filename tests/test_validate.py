@@ -6,9 +6,9 @@ from datetime import date, datetime
 
 import pytest
 
-from pipeline.anonymize import PseudonymKey
-from pipeline.ingest import anonymize_cases, validate_records
 from pipeline.model import ParsedCase, StatusEvent
+from pipeline.prepare.anonymize import PseudonymKey
+from pipeline.prepare.funnel import anonymize_cases, validate_records
 
 KEY = PseudonymKey(b"k" * 64)
 TODAY = date(2025, 6, 1)

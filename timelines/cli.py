@@ -86,7 +86,7 @@ def ingest(
                         "requests (what the scheduled inbox flow does).")] = False,
 ) -> None:
     """Parse, anonymize, validate and store case histories; print what was kept and rejected."""
-    from pipeline import jobs
+    from pipeline.jobs import ingest as ingest_job
     from pipeline.sources.files import InputError
 
     if inbox:
@@ -104,7 +104,7 @@ def ingest(
 
             result = ingest_flow([str(p) for p in paths])
         else:
-            result = jobs.ingest(cfg, paths)
+            result = ingest_job.ingest(cfg, paths)
     except InputError as error:
         raise CliError(f"cannot ingest: {error}") from error
     summary = {
@@ -133,16 +133,16 @@ def ingest(
 @app.command()
 def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
     """Recompute the statistics tables and publish them."""
-    from pipeline import jobs
+    from pipeline.jobs import refresh as refresh_job
 
     cfg = settings()
     if use_prefect(prefect):
-        from flows.ingest import refresh_flow
+        from flows.refresh import refresh_flow
 
         result = refresh_flow()
     else:
-        result = jobs.refresh(cfg)
-        jobs.publish(cfg)
+        result = refresh_job.refresh(cfg)
+        refresh_job.publish(cfg)
     typer.echo(
         f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
         f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
@@ -162,9 +162,9 @@ def stats(
                                "the case now, where known).")] = "intake",
 ) -> None:
     """Show processing-time statistics per form type and office (or filing month)."""
-    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot
-    from pipeline.analytics.stats_view import StaleSnapshotError, stats_rows
     from pipeline.parse.fields import normalize_form_type
+    from pipeline.publish.reader import NoSnapshotError, current_snapshot
+    from pipeline.publish.stats_view import StaleSnapshotError, stats_rows
     from pipeline.receipts import office_of
 
     if output not in {"table", "json"}:
@@ -258,7 +258,7 @@ def demo(
     cfg.ensure_home()
     sample_dir = cfg.home / "sample"
     typer.echo(f"running the demo flow into {cfg.home.resolve()} (synthetic sample of {cases} cases)")
-    from flows.ingest import demo_flow
+    from flows.demo import demo_flow
 
     loaded, refreshed = demo_flow(str(sample_dir), cases, seed)
     typer.echo(

@@ -10,8 +10,8 @@ from datetime import datetime
 import streamlit as st
 
 from pipeline.settings import load_settings
-from pipeline.submissions.codes import InvalidCodeError
-from pipeline.submissions.inbox import (
+from pipeline.sources.inbox.codes import InvalidCodeError
+from pipeline.sources.inbox.folder import (
     SubmissionStatus,
     UnknownCodeError,
     lookup_status,

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboards import data, notices
 from dashboards.open_data import export_zip, table_bytes
-from pipeline.analytics.export import COLUMN_DOCS, EXPORTED_TABLES
+from pipeline.publish.export import COLUMN_DOCS, EXPORTED_TABLES
 
 
 def render() -> None:

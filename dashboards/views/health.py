@@ -11,9 +11,9 @@ import streamlit as st
 
 from dashboards import charts, data, notices
 from dashboards.formatting import age, percent, when
-from pipeline.analytics.snapshot import Snapshot
-from pipeline.poll_report import production_readiness, traffic_table
-from pipeline.sources.uscis_api import ENV_QUOTA, ENV_ZONE
+from pipeline.publish.reader import Snapshot
+from pipeline.sources.uscis.client import ENV_QUOTA, ENV_ZONE
+from pipeline.sources.uscis.traffic_report import production_readiness, traffic_table
 
 
 def render() -> None:

@@ -7,10 +7,10 @@ from datetime import date, datetime
 import polars as pl
 import streamlit as st
 
-from dashboards import case_explainer as ce
 from dashboards import data, notices
 from dashboards.formatting import TOO_FEW, percent, when
 from dashboards.navigation import page_exists
+from pipeline.analytics import case_explainer as ce
 from pipeline.analytics.estimate import CaseEstimate
 from pipeline.parse.forms import COMMON_FORMS
 from pipeline.receipts import OFFICE_NAMES, OFFICES, InvalidReceiptError, office_of

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboards import charts, data, filters, notices
 from dashboards.formatting import TOO_FEW, days_with_interval, when
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 
 METHODS = """\
 **The two figures answer different questions.**

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboards import charts, data, notices, queries
 from dashboards.formatting import TOO_FEW, age, days, when
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 
 
 def render() -> None:

@@ -6,7 +6,6 @@ import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, filters, notices, queries
-from dashboards.figures import Selection, cohort_label
 from dashboards.formatting import (
     NOT_REACHED,
     days,
@@ -15,7 +14,8 @@ from dashboards.formatting import (
     percentile_cells,
     stage_cells,
 )
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.analytics.figures import Selection, cohort_label
+from pipeline.publish.reader import Snapshot
 
 
 def render() -> None:

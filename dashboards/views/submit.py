@@ -9,18 +9,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from pipeline.anonymize import load_key
 from pipeline.parse.forms import COMMON_FORMS
-from pipeline.receipts import OFFICE_NAMES, OFFICES
-from pipeline.settings import load_settings
-from pipeline.submissions.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
-from pipeline.submissions.inbox import SubmissionRefused, write_submission
-from pipeline.submissions.preview import (
+from pipeline.prepare.anonymize import load_key
+from pipeline.prepare.preview import (
     MAX_CSV_BYTES,
     MAX_PASTE_BYTES,
     SubmissionPreview,
     preview_submission,
 )
+from pipeline.receipts import OFFICE_NAMES, OFFICES
+from pipeline.settings import load_settings
+from pipeline.sources.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
+from pipeline.sources.inbox.folder import SubmissionRefused, write_submission
 
 _INPUT = "submit_input"  # (text, kind) being previewed
 _CODE = "submit_code"  # the deletion code, shown until the submitter says it is saved

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboards import charts, data, filters, notices, queries
 from dashboards.formatting import TOO_FEW, days_with_interval, percent
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 
 PERIOD_LABELS = {"month": "by month", "quarter": "by quarter"}
 

@@ -18,9 +18,10 @@ import numpy as np
 import polars as pl
 import vl_convert as vlc
 
-from pipeline import jobs
-from pipeline.analytics.snapshot import current_snapshot
 from pipeline.analytics.survival import kaplan_meier, survival_quantile
+from pipeline.jobs import ingest as ingest_job
+from pipeline.jobs import refresh as refresh_job
+from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 
@@ -74,9 +75,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(home=Path(scratch))
         write_sample(settings.home / "sample", 4000, seed=11, as_of=date(2026, 6, 30))
-        jobs.ingest(settings, [settings.home / "sample"])
-        jobs.refresh(settings)
-        jobs.publish(settings)
+        ingest_job.ingest(settings, [settings.home / "sample"])
+        refresh_job.refresh(settings)
+        refresh_job.publish(settings)
         durations = current_snapshot(settings.published_dir).table("durations")
     frame, honest, naive = curves(durations)
     cases = durations.filter(pl.col("form_type") == FORM)

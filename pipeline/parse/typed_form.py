@@ -18,8 +18,8 @@ from pipeline.model import StatusEvent
 from pipeline.parse.errors import ParseError
 from pipeline.parse.fields import parse_bool
 from pipeline.parse.forms import known_form_type
+from pipeline.prepare.redact import A_NUMBER_RE
 from pipeline.receipts import OFFICE_NAMES, InvalidReceiptError, normalize_receipt, office_of
-from pipeline.redact import A_NUMBER_RE
 from pipeline.stages import GENERIC_TITLES
 
 SOURCE = "typed_form"

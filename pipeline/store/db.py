@@ -3,7 +3,7 @@
 DuckDB lets one process hold a database file at a time: any other open connection, even a
 read-only one, makes a writer's open fail. Only flows open this file; they retry for a while
 when another flow holds it, then stop with a message that says so. The dashboard never opens
-it: it reads the snapshots that `pipeline.store.publish` writes.
+it: it reads the snapshots that `pipeline.publish.snapshot` writes.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from pipeline.ingest import PreparedChunk
 from pipeline.model import Rejection
+from pipeline.prepare.funnel import PreparedChunk
 from pipeline.store.db import query_frame, transaction
 
 

@@ -11,7 +11,7 @@ import typer
 from timelines.cli import CliError, app, echo_json, settings
 
 if TYPE_CHECKING:
-    from pipeline.analytics.snapshot import Snapshot
+    from pipeline.publish.reader import Snapshot
 
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 
@@ -22,7 +22,7 @@ def _check_format(output: str) -> None:
 
 
 def _snapshot() -> Snapshot:
-    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot
+    from pipeline.publish.reader import NoSnapshotError, current_snapshot
 
     try:
         return current_snapshot(settings().published_dir)
@@ -128,8 +128,8 @@ def import_official(
     output: FormatOption = "table",
 ) -> None:
     """Load official USCIS processing times (months/weeks -> days) to compare with ours."""
-    from pipeline import jobs
     from pipeline.analytics.official import OfficialImportError, import_official, read_official
+    from pipeline.jobs import refresh as refresh_job
     from pipeline.store.db import open_store
 
     _check_format(output)
@@ -141,7 +141,7 @@ def import_official(
     cfg.ensure_home()
     with open_store(cfg.database_path) as con:
         result = import_official(con, read)
-    jobs.publish(cfg)
+    refresh_job.publish(cfg)
     if output == "json":
         echo_json({"answers": result.n_answers, "figures": result.n_figures, "new": result.n_new,
                    "updated": result.n_updated, "unchanged": result.n_unchanged,
@@ -158,7 +158,7 @@ def export(
     directory: Annotated[Path, typer.Argument(help="Folder to write the open data into.")],
 ) -> None:
     """Write the aggregated, suppressed statistics as CSV and Parquet with a data dictionary."""
-    from pipeline.analytics.export import export_tables
+    from pipeline.publish.export import export_tables
 
     try:
         result = export_tables(_snapshot(), directory, settings().min_group_size)
@@ -198,7 +198,7 @@ def _print_rows(rows: list[dict[str, Any]], columns: dict[str, str], title: str,
 def _published_rows(table: str, form: str | None, office: str | None, sort: list[str]) -> Any:
     import polars as pl
 
-    from pipeline.analytics.export import public_table
+    from pipeline.publish.export import public_table
 
     snapshot = _snapshot()
     if not (snapshot.path / f"{table}.parquet").exists():

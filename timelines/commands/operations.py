@@ -24,7 +24,7 @@ def backup(
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Back up the database, the registry, the inbox and the pseudonym key, with checksums."""
-    from pipeline.backup import BackupError, create_backup
+    from pipeline.jobs.backup import BackupError, create_backup
 
     cfg = settings()
     try:
@@ -57,7 +57,7 @@ def restore(
                         "files are moved to a replaced-<time> folder, not deleted).")] = False,
 ) -> None:
     """Verify a backup's checksums, restore it into TIMELINES_HOME and publish a snapshot."""
-    from pipeline.backup import BackupError, restore_backup
+    from pipeline.jobs.backup import BackupError, restore_backup
 
     cfg = settings()
     try:
@@ -184,8 +184,8 @@ def rotate_key(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the pseudonym key, re-keying every case whose receipt is tracked."""
-    from pipeline.rekey import RekeyError
-    from pipeline.rekey import rotate_key as rotate
+    from pipeline.jobs.rekey import RekeyError
+    from pipeline.jobs.rekey import rotate_key as rotate
 
     cfg = settings()
     if not yes:

@@ -15,10 +15,10 @@ import typer
 from timelines.cli import CliError, PrefectOption, app, echo_json, settings, use_prefect
 
 if TYPE_CHECKING:
-    from pipeline.polling import PollSummary
-    from pipeline.registry import TrackedReceipt
+    from pipeline.jobs.poll import PollSummary
     from pipeline.settings import Settings
-    from pipeline.sources.uscis_api import ApiSettings
+    from pipeline.sources.uscis.client import ApiSettings
+    from pipeline.sources.uscis.registry import TrackedReceipt
 
 track_app = typer.Typer(
     help="Opt receipt numbers in (or out) of polling the official Case Status API.",
@@ -33,7 +33,7 @@ EMULATOR_HINT = (
 
 
 def _api_settings() -> ApiSettings:
-    from pipeline.sources.uscis_api import SettingsError, api_settings_from_env
+    from pipeline.sources.uscis.client import SettingsError, api_settings_from_env
 
     try:
         return api_settings_from_env()
@@ -61,8 +61,8 @@ def poll(
     if report:
         _print_report(cfg, days, output)
         return
-    from pipeline.polling import run_poll, schedule_from_env
-    from timelines.progress import poll_progress
+    from flows.progress import poll_progress
+    from pipeline.jobs.poll import run_poll, schedule_from_env
 
     api = _api_settings()
     try:
@@ -120,8 +120,8 @@ def _print_report(cfg: Settings, days: int, output: str) -> None:
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from pipeline.analytics.snapshot import NoSnapshotError, current_snapshot
-    from pipeline.poll_report import production_readiness, traffic_table
+    from pipeline.publish.reader import NoSnapshotError, current_snapshot
+    from pipeline.sources.uscis.traffic_report import production_readiness, traffic_table
 
     try:
         snapshot = current_snapshot(cfg.published_dir)
@@ -173,7 +173,7 @@ def _print_report(cfg: Settings, days: int, output: str) -> None:
 def _quota_zone() -> str:
     import os
 
-    from pipeline.sources.uscis_api import ENV_ZONE
+    from pipeline.sources.uscis.client import ENV_ZONE
 
     return os.environ.get(ENV_ZONE, "").strip() or "America/New_York"
 
@@ -200,7 +200,7 @@ def track_add(
     ] = False,
 ) -> None:
     """Opt receipt numbers in to daily polling of the official Case Status API."""
-    from pipeline.registry import CONSENT_TEXT, Registry, mask_receipt, registry_path
+    from pipeline.sources.uscis.registry import CONSENT_TEXT, Registry, mask_receipt, registry_path
 
     canonical = _normalized(receipts)
     if not consent:
@@ -226,8 +226,8 @@ def track_list(
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """List the tracked receipts (most digits hidden), their last poll and when they are due."""
-    from pipeline.polling import schedule_from_env
-    from pipeline.registry import Registry, registry_path
+    from pipeline.jobs.poll import schedule_from_env
+    from pipeline.sources.uscis.registry import Registry, registry_path
 
     if output not in {"table", "json"}:
         raise CliError(f"--format must be table or json, not {output!r}")
@@ -289,9 +289,9 @@ def track_remove(
     receipt: Annotated[str, typer.Argument(help="The receipt number to stop tracking.")],
 ) -> None:
     """Stop tracking a receipt and delete its case's data everywhere (then re-publish)."""
-    from pipeline.forget import forget_receipt
+    from pipeline.jobs.forget import forget_receipt
     from pipeline.receipts import InvalidReceiptError
-    from pipeline.registry import mask_receipt
+    from pipeline.sources.uscis.registry import mask_receipt
 
     cfg = settings()
     try:
@@ -322,7 +322,7 @@ def emulator(
     ] = 0,
 ) -> None:
     """Serve an emulator of the developer.uscis.gov sandbox (50 staging receipts) locally."""
-    from timelines.emulator import EmulatorConfig, EmulatorServer, serve_emulator
+    from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, serve_emulator
 
     config = EmulatorConfig(
         requests_per_second=rate, daily_quota=quota, token_ttl_s=token_ttl,

@@ -13,8 +13,8 @@ import typer
 from timelines.cli import CliError, app, echo_json, settings
 
 if TYPE_CHECKING:
-    from pipeline.submissions.jobs import InboxResult
-    from pipeline.submissions.preview import SubmissionPreview
+    from pipeline.jobs.inbox import InboxResult
+    from pipeline.prepare.preview import SubmissionPreview
 
 KIND_HELP = ("auto (default), json, case_status_api, myuscis, simplified, egov_csol, "
              "typed_form or csv")
@@ -22,7 +22,7 @@ KIND_HELP = ("auto (default), json, case_status_api, myuscis, simplified, egov_c
 
 def _read_input(file: Path) -> str:
     """The text of FILE ('-' for standard input), decoded as UTF-8, else Windows-1252."""
-    from pipeline.submissions.preview import MAX_CSV_BYTES
+    from pipeline.prepare.preview import MAX_CSV_BYTES
 
     if str(file) == "-":
         data = sys.stdin.buffer.read(MAX_CSV_BYTES + 1)
@@ -85,10 +85,10 @@ def submit(
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Preview a case history, and with --consent submit it; prints the one-time deletion code."""
-    from pipeline.anonymize import load_key
-    from pipeline.submissions.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
-    from pipeline.submissions.inbox import SubmissionRefused, write_submission
-    from pipeline.submissions.preview import KINDS, preview_submission
+    from pipeline.prepare.anonymize import load_key
+    from pipeline.prepare.preview import KINDS, preview_submission
+    from pipeline.sources.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
+    from pipeline.sources.inbox.folder import SubmissionRefused, write_submission
 
     if kind not in KINDS:
         raise CliError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -120,7 +120,7 @@ def submit(
     except SubmissionRefused as error:
         raise CliError(str(error)) from error
     status_text = _ingest_after(cfg) if ingest_now else None
-    from pipeline.submissions.inbox import lookup_status
+    from pipeline.sources.inbox.folder import lookup_status
 
     status = lookup_status(cfg.inbox_dir, submitted.code)
     if output == "json":
@@ -142,8 +142,8 @@ def submit(
 
 def _ingest_after(cfg: Any) -> str | None:
     """Process the inbox now; when the database is busy, say the submission is safe."""
+    from pipeline.jobs.inbox import process_inbox
     from pipeline.store.db import DatabaseBusyError
-    from pipeline.submissions.jobs import process_inbox
 
     try:
         process_inbox(cfg)
@@ -161,8 +161,8 @@ def delete(
                                      "scheduled inbox flow.")] = True,
 ) -> None:
     """Delete a submission and everything derived from it, then re-publish the statistics."""
-    from pipeline.submissions.codes import InvalidCodeError
-    from pipeline.submissions.inbox import UnknownCodeError, lookup_status, request_deletion
+    from pipeline.sources.inbox.codes import InvalidCodeError
+    from pipeline.sources.inbox.folder import UnknownCodeError, lookup_status, request_deletion
 
     cfg = settings()
     try:
@@ -186,8 +186,8 @@ def submission_status(
     """Look up what happened to a submission (stored, quarantined and why, deleted)."""
     from dataclasses import asdict
 
-    from pipeline.submissions.codes import InvalidCodeError
-    from pipeline.submissions.inbox import UnknownCodeError, lookup_status
+    from pipeline.sources.inbox.codes import InvalidCodeError
+    from pipeline.sources.inbox.folder import UnknownCodeError, lookup_status
 
     try:
         status = lookup_status(settings().inbox_dir, code)
@@ -209,7 +209,7 @@ def ingest_inbox(output: str, prefect: bool) -> None:
 
         result = inbox_flow()
     else:
-        from pipeline.submissions.jobs import process_inbox
+        from pipeline.jobs.inbox import process_inbox
 
         result = process_inbox(settings())
     summary = {

@@ -1,7 +1,7 @@
 """Poll the Case Status API for the opted-in receipts: select, fetch, prepare, store, record.
 
 Each step is a plain function so the `poll` flow can wrap it in a task and a test can call it;
-this module selects and fetches, `pipeline.poll_results` prepares, stores and records.
+this module selects and fetches, `pipeline.jobs.poll_results` prepares, stores and records.
 Receipt numbers stay in memory and in the registry file; everything written to the analytics
 database is keyed by the case's pseudonym. `run_poll` runs every step in-process.
 """
@@ -20,9 +20,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pipeline import jobs
-from pipeline.anonymize import load_key
-from pipeline.poll_results import (
+from pipeline.jobs import refresh as refresh_job
+from pipeline.jobs.poll_results import (
     PollOutcome,
     PollSummary,
     PreparedPoll,
@@ -32,20 +31,10 @@ from pipeline.poll_results import (
     store_poll,
     summarize,
 )
-from pipeline.registry import (
-    ERROR,
-    INVALID,
-    NOT_FOUND,
-    OK,
-    QUOTA,
-    PollSchedule,
-    Registry,
-    registry_path,
-)
+from pipeline.prepare.anonymize import load_key
 from pipeline.settings import Settings
 from pipeline.sources.files import scrub
-from pipeline.sources.ratelimit import DailyQuotaExhausted, SqliteRateLimiter
-from pipeline.sources.uscis_api import (
+from pipeline.sources.uscis.client import (
     ApiSettings,
     AuthenticationFailed,
     CaseNotFound,
@@ -56,6 +45,17 @@ from pipeline.sources.uscis_api import (
     ServiceUnavailable,
     UscisApiError,
     build_http_client,
+)
+from pipeline.sources.uscis.ratelimit import DailyQuotaExhausted, SqliteRateLimiter
+from pipeline.sources.uscis.registry import (
+    ERROR,
+    INVALID,
+    NOT_FOUND,
+    OK,
+    QUOTA,
+    PollSchedule,
+    Registry,
+    registry_path,
 )
 
 __all__ = [
@@ -347,5 +347,5 @@ def run_poll(
         with Registry(registry_path(settings.home)) as registry:
             registry.release(batch.claim_id)
     if publish:
-        jobs.publish(settings)
+        refresh_job.publish(settings)
     return summarize(label, batch, progress, prepared, stored)

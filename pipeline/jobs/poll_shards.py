@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipeline.registry import PollSchedule, Registry, registry_path
 from pipeline.settings import Settings
+from pipeline.sources.uscis.registry import PollSchedule, Registry, registry_path
 
 
 def count_due(settings: Settings, schedule: PollSchedule, now: datetime) -> int:

@@ -16,9 +16,9 @@ import polars as pl
 from pipeline.analytics.estimate import CaseEstimate, estimate_case
 from pipeline.analytics.survival import kaplan_meier
 from pipeline.model import CaseRecord, StatusEvent
+from pipeline.prepare.preview import preview_submission
 from pipeline.receipts import OFFICE_NAMES, InvalidReceiptError, normalize_receipt, office_of
 from pipeline.stages import GENERIC_TITLES
-from pipeline.submissions.preview import preview_submission
 
 STAGE_MEANINGS: dict[str, str] = {
     "received": "USCIS has your filing and gave it a receipt number. Nothing is wrong: most "

@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.model import CaseRecord
-from pipeline.redact import redact_for_storage
-from pipeline.submissions.codes import hash_code, new_deletion_code
-from pipeline.submissions.consent import Consent
-from pipeline.submissions.preview import SubmissionPreview
-from pipeline.submissions.records import RecordError, record_from_json, record_to_json
+from pipeline.prepare.preview import SubmissionPreview
+from pipeline.prepare.records import RecordError, record_from_json, record_to_json
+from pipeline.prepare.redact import redact_for_storage
+from pipeline.sources.inbox.codes import hash_code, new_deletion_code
+from pipeline.sources.inbox.consent import Consent
 
 ENVELOPE_FORMAT = "timelines-submission/1"
 STATES = ("waiting", "stored", "partly_stored", "quarantined", "deletion_requested", "deleted")

@@ -23,13 +23,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.anonymize import KEY_ENV, PseudonymKey, load_key, pseudonymize
-from pipeline.forget import tables_with_cases
-from pipeline.registry import Registry, registry_path
+from pipeline.jobs.forget import tables_with_cases
+from pipeline.prepare.anonymize import KEY_ENV, PseudonymKey, load_key, pseudonymize
+from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
+from pipeline.sources.inbox.folder import pending_files
+from pipeline.sources.uscis.registry import Registry, registry_path
 from pipeline.store.db import open_store
-from pipeline.store.publish import publish_snapshot
-from pipeline.submissions.inbox import pending_files
 
 
 class RekeyError(RuntimeError):

@@ -170,7 +170,8 @@ def survival_curves(
         return pl.DataFrame(schema={label: pl.String, "time": pl.Float64}), too_small
     curves = kaplan_meier_by_group(frame, [label], "duration_days", "decided")
     curves = curves.filter(pl.col("at_risk") >= k)
-    step = max(1.0, math.ceil(float(curves["time"].max() or 0) / max_points))
+    longest = float(curves.select(pl.col("time").max().cast(pl.Float64)).item() or 0.0)
+    step = max(1.0, math.ceil(longest / max_points))
     thinned = (
         curves.with_columns((pl.col("time") // step).alias("_bucket"))
         .group_by(label, "_bucket", maintain_order=True)

@@ -13,14 +13,12 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline import jobs
+from pipeline.jobs.refresh import refresh_and_publish
 from pipeline.model import Rejection
-from pipeline.redact import redact_for_storage
+from pipeline.prepare.records import RecordError
+from pipeline.prepare.redact import redact_for_storage
 from pipeline.settings import Settings
-from pipeline.store.db import open_store
-from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run
-from pipeline.submissions.deletion import DeletionOutcome, delete_submission
-from pipeline.submissions.inbox import (
+from pipeline.sources.inbox.folder import (
     SubmissionStatus,
     deletion_requested,
     deletion_requests,
@@ -30,8 +28,10 @@ from pipeline.submissions.inbox import (
     set_aside,
     write_status,
 )
-from pipeline.submissions.records import RecordError
-from pipeline.submissions.storage import StoreOutcome, store_submission
+from pipeline.store.db import open_store
+from pipeline.store.deletion import DeletionOutcome, delete_submission
+from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run
+from pipeline.store.submissions import StoreOutcome, store_submission
 
 FLOW_NAME = "inbox"
 
@@ -133,12 +133,6 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
                            f"{len(result.unreadable)} unreadable")
         con.execute("COMMIT")
     return result
-
-
-def refresh_and_publish(settings: Settings) -> None:
-    """Recompute the statistics and publish a snapshot, so the dashboard shows the change."""
-    jobs.refresh(settings)
-    jobs.publish(settings)
 
 
 def process_inbox(settings: Settings, now: datetime | None = None) -> InboxResult:

@@ -18,12 +18,14 @@ import orjson
 import polars as pl
 
 from pipeline.analytics.silent_updates import OBSERVATION_COLUMNS, record_observations
-from pipeline.anonymize import PseudonymKey, pseudonymize
-from pipeline.ingest import PreparedChunk, anonymize_cases, validate_records
 from pipeline.model import ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
+from pipeline.prepare.anonymize import PseudonymKey, pseudonymize
+from pipeline.prepare.funnel import PreparedChunk, anonymize_cases, validate_records
 from pipeline.receipts import InvalidReceiptError
-from pipeline.registry import (
+from pipeline.settings import Settings
+from pipeline.sources.files import fingerprint, scrub
+from pipeline.sources.uscis.registry import (
     ERROR,
     INVALID,
     NOT_FOUND,
@@ -34,14 +36,12 @@ from pipeline.registry import (
     Registry,
     registry_path,
 )
-from pipeline.settings import Settings
-from pipeline.sources.files import fingerprint, scrub
 from pipeline.stages import TERMINAL_STAGES, event_order
 from pipeline.store.db import open_store
 from pipeline.store.load import LoadResult, next_run_id, record_failed_run, record_run, store_chunk
 
 if TYPE_CHECKING:
-    from pipeline.polling import FetchProgress, PollBatch
+    from pipeline.jobs.poll import FetchProgress, PollBatch
 
 FLOW_NAME: Final = "poll"
 ORIGIN: Final = "Case Status API poll"

@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from pipeline.sources.ratelimit import Clock, InMemoryRateLimiter, RateLimiter, RatePolicy, Sleep
+from pipeline.sources.uscis.ratelimit import (
+    Clock,
+    InMemoryRateLimiter,
+    RateLimiter,
+    RatePolicy,
+    Sleep,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.store.publish import POINTER
+from pipeline.publish.snapshot import POINTER
 
 
 class NoSnapshotError(LookupError):

@@ -18,15 +18,15 @@ from datetime import date, datetime
 
 import polars as pl
 
-from pipeline.anonymize import PseudonymKey, anonymize_case
-from pipeline.child_processes import exit_with_parent
 from pipeline.model import CaseRecord, ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
+from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
+from pipeline.prepare.child_processes import exit_with_parent
+from pipeline.prepare.redact import redact_for_storage
+from pipeline.prepare.validate import ValidatedBatch, to_frames, validate_frames
 from pipeline.receipts import InvalidReceiptError
-from pipeline.redact import redact_for_storage
 from pipeline.sources.files import RawDocument, decode, fingerprint
 from pipeline.stages import event_order
-from pipeline.validate import ValidatedBatch, to_frames, validate_frames
 
 
 @dataclass

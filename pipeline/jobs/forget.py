@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipeline import jobs
-from pipeline.anonymize import load_key, pseudonymize
+from pipeline.jobs.refresh import refresh_and_publish
+from pipeline.prepare.anonymize import load_key, pseudonymize
 from pipeline.receipts import normalize_receipt
-from pipeline.registry import Registry, registry_path
 from pipeline.settings import Settings
+from pipeline.sources.uscis.registry import Registry, registry_path
 from pipeline.store.db import open_store, transaction
 
 
@@ -69,6 +69,5 @@ def forget_receipt(settings: Settings, receipt: str) -> Forgotten:
     with open_store(settings.database_path) as con:
         deleted = delete_case(con, case_id)
     if deleted:
-        jobs.refresh(settings)
-        jobs.publish(settings)
+        refresh_and_publish(settings)
     return Forgotten(was_tracked, deleted)

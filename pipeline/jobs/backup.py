@@ -22,10 +22,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.anonymize import KEY_ENV
+from pipeline.prepare.anonymize import KEY_ENV
+from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
 from pipeline.store.db import available_migrations, connect, open_store, schema_version
-from pipeline.store.publish import publish_snapshot
 
 FORMAT = "timelines-backup/1"
 MANIFEST = "manifest.json"

@@ -13,12 +13,12 @@ import hmac
 from dataclasses import replace
 from datetime import date, datetime
 
-from pipeline.anonymize import PseudonymKey, anonymize_case
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
 from pipeline.parse.typed_form import TypedTimeline
+from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
+from pipeline.prepare.validate import EARLIEST
 from pipeline.receipts import OFFICES
 from pipeline.stages import GENERIC_TITLES, STAGES, event_order, title_catalog
-from pipeline.validate import EARLIEST
 
 _DECISIONS = {"approved", "denied", "card_production", "card_mailed", "withdrawn"}
 

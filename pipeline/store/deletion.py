@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.submissions.storage import origin_of
+from pipeline.store.submissions import origin_of
 
 _OWN_TABLES = {"cases", "status_events", "quarantine", "submissions", "submission_cases",
                "submission_events"}

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
-from pipeline.ingest import PreparedChunk
 from pipeline.model import CaseRecord, Rejection
-from pipeline.redact import redact_for_storage
+from pipeline.prepare.funnel import PreparedChunk
+from pipeline.prepare.records import attempt_to_json
+from pipeline.prepare.redact import redact_for_storage
+from pipeline.prepare.validate import to_frames, validate_frames
+from pipeline.sources.inbox.folder import Envelope
 from pipeline.store.db import query_frame, transaction
 from pipeline.store.load import LoadResult, store_chunk
-from pipeline.submissions.inbox import Envelope
-from pipeline.submissions.records import attempt_to_json
-from pipeline.validate import to_frames, validate_frames
 
 
 @dataclass

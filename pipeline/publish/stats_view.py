@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 
 # --by value -> the grouping of group_stats it reads
 BY_GROUPING: dict[str, str] = {

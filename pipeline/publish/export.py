@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.analytics.snapshot import Snapshot
+from pipeline.publish.reader import Snapshot
 
 # exported name -> (published table, what a row is)
 EXPORTED_TABLES: dict[str, tuple[str, str]] = {

@@ -15,7 +15,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from pipeline.anonymize import PseudonymKey, anonymize_case
 from pipeline.model import CaseRecord, ParsedCase
 from pipeline.parse import parse_document
 from pipeline.parse.csv_import import looks_like_csv, parse_csv
@@ -28,10 +27,11 @@ from pipeline.parse.typed_form import (
     looks_like_typed_form,
     parse_typed_payload,
 )
+from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
+from pipeline.prepare.records import date_problems, merge_records, timeline_record
+from pipeline.prepare.redact import A_NUMBER_RE
+from pipeline.prepare.validate import to_frames, validate_frames
 from pipeline.receipts import RECEIPT_IN_TEXT_RE, InvalidReceiptError
-from pipeline.redact import A_NUMBER_RE
-from pipeline.submissions.records import date_problems, merge_records, timeline_record
-from pipeline.validate import to_frames, validate_frames
 
 MAX_PASTE_BYTES = 1_000_000
 MAX_CSV_BYTES = 10_000_000
