@@ -19,8 +19,8 @@ test: setup  ## everything CI runs: lint, types, the whole test suite with the r
 	$(UV) run mypy
 	$(UV) run pytest -q
 
-test-fast: ## the suite without the browser and slow tests
-	$(UV) run pytest -q -m "not browser and not slow"
+test-fast: ## the suite without the browser, the Prefect server and slow tests (under two minutes)
+	$(UV) run pytest -q -m "not browser and not slow and not prefect"
 
 bench: setup  ## benchmarks (minutes; writes a table for the README)
 	$(UV) run python -m bench

@@ -26,7 +26,7 @@ from pipeline.sources.uscis.client import ApiSettings, Secret  # noqa: E402
 from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, load_sandbox_receipts  # noqa: E402
 from pipeline.sources.uscis.registry import Registry, registry_path  # noqa: E402
 from pipeline.store.db import open_store  # noqa: E402
-from tests.browser_support import (  # noqa: E402
+from tests.support.browser import (  # noqa: E402
     CHROMIUM,
     DESKTOP,
     PHONE,
@@ -36,7 +36,7 @@ from tests.browser_support import (  # noqa: E402
     serve_dashboard,
     wait_until_idle,
 )
-from tests.dashboard_support import publish_sample  # noqa: E402
+from tests.support.dashboard import publish_sample  # noqa: E402
 
 PAYLOADS = REPO / "tests" / "fixtures" / "payloads"
 OUT = REPO / "docs" / "img"

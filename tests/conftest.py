@@ -64,3 +64,10 @@ def start_emulator() -> Iterator[StartEmulator]:
     yield start
     for server in servers:
         server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the Prefect server, so `make test-fast` can leave them out."""
+    for item in items:
+        if "prefect_harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prefect)

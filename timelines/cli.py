@@ -9,7 +9,6 @@ server, Prefect starts a temporary one (about 20 s).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -18,43 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.settings import Settings, load_settings
-
-app = typer.Typer(
-    name="timelines",
-    help="Open, community-run analytics of how long USCIS cases take.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-PrefectOption = Annotated[
-    bool,
-    typer.Option("--prefect/--in-process",
-                 help="Run as a Prefect flow (default: only when PREFECT_API_URL is set)."),
-]
-
-
-class CliError(Exception):
-    """An error whose message is all the user needs."""
-
-
-def settings() -> Settings:
-    """Settings from the environment, with a clear error when they are wrong."""
-    try:
-        return load_settings()
-    except ValueError as error:
-        raise CliError(str(error)) from error
-
-
-def use_prefect(flag: bool | None) -> bool:
-    """Whether to run through Prefect: forced by flag, else when a server is configured."""
-    return bool(os.environ.get("PREFECT_API_URL")) if flag is None else flag
-
-
-def echo_json(value: Any) -> None:
-    """Print JSON for scripts."""
-    typer.echo(json.dumps(value, indent=2, default=str))
+from pipeline.settings import Settings
+from timelines.app import CliError, PrefectOption, app, echo_json, settings, use_prefect
 
 
 @app.command()

@@ -9,14 +9,14 @@ from datetime import datetime
 
 import streamlit as st
 
-from pipeline.settings import load_settings
-from pipeline.sources.inbox.codes import InvalidCodeError
-from pipeline.sources.inbox.folder import (
+from pipeline.inbox.codes import InvalidCodeError
+from pipeline.inbox.folder import (
     SubmissionStatus,
     UnknownCodeError,
     lookup_status,
     request_deletion,
 )
+from pipeline.settings import load_settings
 
 
 def render() -> None:

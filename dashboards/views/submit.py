@@ -9,6 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
+from pipeline.inbox.folder import SubmissionRefused, write_submission
 from pipeline.parse.forms import COMMON_FORMS
 from pipeline.prepare.anonymize import load_key
 from pipeline.prepare.preview import (
@@ -19,8 +21,6 @@ from pipeline.prepare.preview import (
 )
 from pipeline.receipts import OFFICE_NAMES, OFFICES
 from pipeline.settings import load_settings
-from pipeline.sources.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
-from pipeline.sources.inbox.folder import SubmissionRefused, write_submission
 
 _INPUT = "submit_input"  # (text, kind) being previewed
 _CODE = "submit_code"  # the deletion code, shown until the submitter says it is saved

@@ -13,12 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline.jobs.refresh import refresh_and_publish
-from pipeline.model import Rejection
-from pipeline.prepare.records import RecordError
-from pipeline.prepare.redact import redact_for_storage
-from pipeline.settings import Settings
-from pipeline.sources.inbox.folder import (
+from pipeline.inbox.folder import (
     SubmissionStatus,
     deletion_requested,
     deletion_requests,
@@ -28,6 +23,11 @@ from pipeline.sources.inbox.folder import (
     set_aside,
     write_status,
 )
+from pipeline.jobs.refresh import refresh_and_publish
+from pipeline.model import Rejection
+from pipeline.parse.redact import redact_for_storage
+from pipeline.prepare.records import RecordError
+from pipeline.settings import Settings
 from pipeline.store.db import open_store
 from pipeline.store.deletion import DeletionOutcome, delete_submission
 from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run

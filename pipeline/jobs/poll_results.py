@@ -41,7 +41,7 @@ from pipeline.store.db import open_store
 from pipeline.store.load import LoadResult, next_run_id, record_failed_run, record_run, store_chunk
 
 if TYPE_CHECKING:
-    from pipeline.jobs.poll import FetchProgress, PollBatch
+    from pipeline.sources.uscis.fetch import FetchProgress, PollBatch
 
 FLOW_NAME: Final = "poll"
 ORIGIN: Final = "Case Status API poll"

@@ -23,11 +23,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.inbox.folder import pending_files
 from pipeline.jobs.forget import tables_with_cases
 from pipeline.prepare.anonymize import KEY_ENV, PseudonymKey, load_key, pseudonymize
 from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
-from pipeline.sources.inbox.folder import pending_files
 from pipeline.sources.uscis.registry import Registry, registry_path
 from pipeline.store.db import open_store
 

@@ -6,7 +6,7 @@ instead; the texts quoted from an error answer are redacted, since they may name
 
 from __future__ import annotations
 
-from pipeline.prepare.redact import redact
+from pipeline.parse.redact import redact
 
 _WRAPPER_KEYS = {"data", "message", "error", "errors", "status", "success", "code", "timestamp",
                  "_synthetic", "_note"}

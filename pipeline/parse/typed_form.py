@@ -18,7 +18,7 @@ from pipeline.model import StatusEvent
 from pipeline.parse.errors import ParseError
 from pipeline.parse.fields import parse_bool
 from pipeline.parse.forms import known_form_type
-from pipeline.prepare.redact import A_NUMBER_RE
+from pipeline.parse.redact import A_NUMBER_RE
 from pipeline.receipts import OFFICE_NAMES, InvalidReceiptError, normalize_receipt, office_of
 from pipeline.stages import GENERIC_TITLES
 

@@ -20,9 +20,9 @@ import polars as pl
 
 from pipeline.model import CaseRecord, ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
+from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
 from pipeline.prepare.child_processes import exit_with_parent
-from pipeline.prepare.redact import redact_for_storage
 from pipeline.prepare.validate import ValidatedBatch, to_frames, validate_frames
 from pipeline.receipts import InvalidReceiptError
 from pipeline.sources.files import RawDocument, decode, fingerprint

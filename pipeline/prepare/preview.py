@@ -21,6 +21,7 @@ from pipeline.parse.csv_import import looks_like_csv, parse_csv
 from pipeline.parse.errors import ParseError
 from pipeline.parse.forms import KNOWN_FORMS, known_form_type
 from pipeline.parse.myuscis import flatten, myuscis_kind, unnamed_codes, unwrap
+from pipeline.parse.redact import A_NUMBER_RE
 from pipeline.parse.typed_form import (
     TimelineRows,
     looks_like_key_value_text,
@@ -29,7 +30,6 @@ from pipeline.parse.typed_form import (
 )
 from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
 from pipeline.prepare.records import date_problems, merge_records, timeline_record
-from pipeline.prepare.redact import A_NUMBER_RE
 from pipeline.prepare.validate import to_frames, validate_frames
 from pipeline.receipts import RECEIPT_IN_TEXT_RE, InvalidReceiptError
 

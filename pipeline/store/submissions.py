@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 import duckdb
 import polars as pl
 
+from pipeline.inbox.folder import Envelope
 from pipeline.model import CaseRecord, Rejection
+from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.funnel import PreparedChunk
 from pipeline.prepare.records import attempt_to_json
-from pipeline.prepare.redact import redact_for_storage
 from pipeline.prepare.validate import to_frames, validate_frames
-from pipeline.sources.inbox.folder import Envelope
 from pipeline.store.db import query_frame, transaction
 from pipeline.store.load import LoadResult, store_chunk
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timelines.cli import CliError, app, echo_json, settings
+from timelines.app import CliError, app, echo_json, settings
 
 if TYPE_CHECKING:
     from pipeline.publish.reader import Snapshot

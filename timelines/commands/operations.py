@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from timelines.cli import CliError, app, echo_json, settings
+from timelines.app import CliError, app, echo_json, settings
 
 KEY_WARNING = (
     "WARNING: this backup contains the secret pseudonym key (pseudonym.key). With it, anyone "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timelines.cli import CliError, PrefectOption, app, echo_json, settings, use_prefect
+from timelines.app import CliError, PrefectOption, app, echo_json, settings, use_prefect
 
 if TYPE_CHECKING:
     from pipeline.jobs.poll import PollSummary

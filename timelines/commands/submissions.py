@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from timelines.cli import CliError, app, echo_json, settings
+from timelines.app import CliError, app, echo_json, settings
 
 if TYPE_CHECKING:
     from pipeline.jobs.inbox import InboxResult
@@ -85,10 +85,10 @@ def submit(
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Preview a case history, and with --consent submit it; prints the one-time deletion code."""
+    from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
+    from pipeline.inbox.folder import SubmissionRefused, write_submission
     from pipeline.prepare.anonymize import load_key
     from pipeline.prepare.preview import KINDS, preview_submission
-    from pipeline.sources.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
-    from pipeline.sources.inbox.folder import SubmissionRefused, write_submission
 
     if kind not in KINDS:
         raise CliError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -120,7 +120,7 @@ def submit(
     except SubmissionRefused as error:
         raise CliError(str(error)) from error
     status_text = _ingest_after(cfg) if ingest_now else None
-    from pipeline.sources.inbox.folder import lookup_status
+    from pipeline.inbox.folder import lookup_status
 
     status = lookup_status(cfg.inbox_dir, submitted.code)
     if output == "json":
@@ -161,8 +161,8 @@ def delete(
                                      "scheduled inbox flow.")] = True,
 ) -> None:
     """Delete a submission and everything derived from it, then re-publish the statistics."""
-    from pipeline.sources.inbox.codes import InvalidCodeError
-    from pipeline.sources.inbox.folder import UnknownCodeError, lookup_status, request_deletion
+    from pipeline.inbox.codes import InvalidCodeError
+    from pipeline.inbox.folder import UnknownCodeError, lookup_status, request_deletion
 
     cfg = settings()
     try:
@@ -186,8 +186,8 @@ def submission_status(
     """Look up what happened to a submission (stored, quarantined and why, deleted)."""
     from dataclasses import asdict
 
-    from pipeline.sources.inbox.codes import InvalidCodeError
-    from pipeline.sources.inbox.folder import UnknownCodeError, lookup_status
+    from pipeline.inbox.codes import InvalidCodeError
+    from pipeline.inbox.folder import UnknownCodeError, lookup_status
 
     try:
         status = lookup_status(settings().inbox_dir, code)
