@@ -90,13 +90,14 @@ def serve(
 ) -> None:
     """Run the schedules (poll daily, inbox every 5 minutes, refresh hourly) until stopped."""
     import contextlib
-    import os
 
     cfg = settings()
     cfg.ensure_home()
-    given = os.environ.get("PREFECT_API_URL", "").strip()
+    from pipeline.settings import export_variable
+
+    given = cfg.prefect_api_url
     api_url = given or f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: it reads it once
+    export_variable("PREFECT_API_URL", api_url)  # before Prefect is imported: it reads it once
 
     from flows.schedules import (
         DEPLOYMENT_NAME,
@@ -153,7 +154,6 @@ def prefect_api_ready(api_url: str) -> bool:
 
 def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subprocess.Popen[bytes]:
     """Start `prefect server start` on 127.0.0.1 with its state in TIMELINES_HOME/prefect."""
-    import os
     import shutil
     import sys
     import time
@@ -162,7 +162,9 @@ def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subproc
     exe = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     log_path = prefect_home / "server.log"
     typer.echo(f"starting a local Prefect server on port {port} (log: {log_path}) ...")
-    env = os.environ | {"PREFECT_HOME": str(prefect_home)}
+    from pipeline.settings import child_environment
+
+    env = child_environment(settings(), PREFECT_HOME=str(prefect_home))
     env.pop("PREFECT_API_URL", None)
     with log_path.open("ab") as log:
         # its own session: a Ctrl+C or SIGTERM to this group must not stop the server before
