@@ -2,11 +2,13 @@
 
 The chance that a case's status changed since we last looked comes from the histories already
 stored: for every (form, intake office, stage) the rate at which cases leave that stage,
-piecewise by how long they have been in it (0-30, 30-90, 90-180, 180-365, 365+ days). It is
-the Kaplan-Meier-style hazard of a stage spell, with the spell still open at the case's last
-observation counted as censored. A cell with few spells borrows from (form, stage), then
-(stage), then all stages. A receipt never polled (stage unknown) ranks first; no receipt
-waits more than `PollSchedule.max_wait` past its due time (the registry enforces that).
+piecewise by how long they have been in it (0-30, 30-90, 90-180, 180-365, 365+ days): the
+number of stage changes divided by the days cases spent at risk (a spell still open at the
+case's last observation counts its days, censored). A thin cell is shrunk towards the coarser
+one, (form, office, stage) -> (form, stage) -> (stage) -> all, as if it held PRIOR_DAYS more
+days at the coarser rate, so a terminal stage with many quiet days tends to 0 and a cell with
+little data keeps its parent's rate. A receipt never polled (stage unknown) ranks first; no
+receipt waits more than `PollSchedule.max_wait` past its due time (the registry enforces it).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pipeline.sources.uscis.registry import TrackedReceipt
 from pipeline.store.db import query_frame
 
 BUCKETS: tuple[int, ...] = (0, 30, 90, 180, 365)
-# Fewer stage changes than this in a cell: use the coarser cell's rate instead.
-MIN_CHANGES = 5
+# A cell's rate counts as if it had this many more days at risk at its parent's rate.
+PRIOR_DAYS = 300.0
 # Used while nothing is stored yet: about one change a month.
 PRIOR_DAILY_RATE = 1 / 30
 
@@ -52,7 +54,7 @@ class ChangeModel:
         for key in ((form, office, stage), (form, None, stage), (None, None, stage),
                     (None, None, None)):
             found = self.rates.get(key)
-            if found is not None and not math.isnan(found[bucket]):
+            if found is not None:
                 return found[bucket]
         return PRIOR_DAILY_RATE
 
@@ -92,9 +94,10 @@ def estimate_change_model(spells: pl.DataFrame) -> ChangeModel:
             in_bucket = in_bucket & (pl.col("days") < end)
         columns += [exposure.alias(f"x{i}"), (in_bucket & pl.col("changed")).cast(pl.Int64).alias(f"n{i}")]
     parts = spells.with_columns(columns)
+    sums = [pl.col(f"{p}{i}").sum() for i in range(len(BUCKETS)) for p in ("x", "n")]
     rates: dict[Key, tuple[float, ...]] = {}
-    for keys in (["form_type", "office", "stage"], ["form_type", "stage"], ["stage"], []):
-        sums = [pl.col(f"{p}{i}").sum() for i in range(len(BUCKETS)) for p in ("x", "n")]
+    levels: list[list[str]] = [[], ["stage"], ["form_type", "stage"], ["form_type", "office", "stage"]]
+    for depth, keys in enumerate(levels):
         grouped = parts.group_by(keys).agg(sums) if keys else parts.select(sums)
         for row in grouped.iter_rows(named=True):
             key: Key = (
@@ -102,13 +105,20 @@ def estimate_change_model(spells: pl.DataFrame) -> ChangeModel:
                 row.get("office") if "office" in keys else None,
                 row.get("stage") if "stage" in keys else None,
             )
+            parent = _parent(rates, key, depth)
             rates[key] = tuple(
-                row[f"n{i}"] / row[f"x{i}"]
-                if row[f"n{i}"] >= MIN_CHANGES and row[f"x{i}"] > 0
-                else math.nan
+                (row[f"n{i}"] + PRIOR_DAYS * parent[i]) / (row[f"x{i}"] + PRIOR_DAYS)
                 for i in range(len(BUCKETS))
             )
     return ChangeModel(rates)
+
+
+def _parent(rates: dict[Key, tuple[float, ...]], key: Key, depth: int) -> tuple[float, ...]:
+    form, _, stage = key
+    parent_key: Key = [(None, None, None), (None, None, None), (None, None, stage),
+                       (form, None, stage)][depth]
+    return rates.get(parent_key, (PRIOR_DAILY_RATE,) * len(BUCKETS)) if depth else (
+        (PRIOR_DAILY_RATE,) * len(BUCKETS))
 
 
 def load_change_model(con: duckdb.DuckDBPyConnection) -> ChangeModel:

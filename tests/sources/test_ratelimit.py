@@ -156,8 +156,8 @@ def test_sqlite_limiters_on_one_file_share_the_budget(tmp_path: Path) -> None:
     ):
         first.acquire()
         first.acquire()
-        second.acquire()  # must wait for the window that ``first`` filled
-        assert clock.now >= utc(2025, 3, 3, 12) + policy.window_s
+        second.acquire()  # must wait its turn after the two that ``first`` sent
+        assert clock.now >= utc(2025, 3, 3, 12) + 2 * policy.interval_s
         first.record_retry_after(3)
         paused_at = clock.now
         second.acquire()

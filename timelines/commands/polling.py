@@ -333,7 +333,7 @@ def emulator(
     tolerance_ms: Annotated[
         float, typer.Option("--tolerance-ms", min=0,
                             help="Spike arrest refuses requests closer than 1/rate minus this.")
-    ] = 0.0,
+    ] = 10.0,
     synthetic: Annotated[
         int, typer.Option("--synthetic", min=0,
                           help="Also serve N made-up receipts EAC2499000001... (load tests).")

@@ -217,8 +217,7 @@ class CaseStatusClient:
             self._limiter.acquire()
             gate = self._gate
             ticket = gate.wait_turn() if gate is not None else 0.0
-            if gate is not None:
-                request.extensions["trace"] = gate.tracer(ticket)
+            request.extensions["trace"] = self._tracer(gate, ticket)
             started = self._clock()
             cause: httpx.TransportError | None = None
             try:
@@ -256,6 +255,19 @@ class CaseStatusClient:
                 delay,
             )
             self._sleep(delay)
+
+    def _tracer(self, gate: SendGate | None, ticket: float) -> Callable[[str, object], None]:
+        """Tell the gate and the shared limiter when the request's headers went out."""
+        mark_sent = getattr(self._limiter, "mark_sent", None)
+
+        def trace(event: str, info: object) -> None:
+            if event.endswith("send_request_headers.complete"):
+                if gate is not None:
+                    gate.sent(ticket)
+                if mark_sent is not None:
+                    mark_sent()
+
+        return trace
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Return the pause before the next attempt, or None if the server asks for too long."""

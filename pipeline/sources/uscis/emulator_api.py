@@ -61,7 +61,7 @@ class EmulatorConfig:
     advertised_expires_in: str | None = None  # None advertises the real TTL
     requests_per_second: int = 5
     daily_quota: int = 1000
-    spike_tolerance_ms: float = 0.0
+    spike_tolerance_ms: float = 10.0
     answer_delay_ms: float = 0.0
     synthetic_receipts: int = 0  # serve this many more made-up receipts (EAC2499000001, ...)
     extra_receipts: dict[str, bool] = field(default_factory=dict)  # e.g. IOE receipts

@@ -155,6 +155,9 @@ class SlotLimiter:
         """Mark the current day as spent."""
         raise NotImplementedError
 
+    def mark_sent(self) -> None:
+        """Move the last grant to now: the request went out later than it was permitted."""
+
     def close(self) -> None:
         """Let go of the ledger (nothing to do for one kept in memory)."""
 
@@ -278,6 +281,12 @@ class SqliteRateLimiter(SlotLimiter):
         with self._lock:
             return self._used(self.policy.quota_day(self._clock()))
 
+    def mark_sent(self) -> None:
+        """Move the shared last grant to now, for every process sharing this file."""
+        with self._transaction():
+            now = self._clock()
+            self._db.execute("UPDATE pace SET last_slot = max(last_slot, ?) WHERE id = 1", (now,))
+
     def record_retry_after(self, seconds: float) -> None:
         """Pause every process sharing this file for ``seconds``."""
         with self._transaction():
@@ -382,11 +391,3 @@ class SendGate:
                 self._passing_since = None
                 self._cond.notify_all()
 
-    def tracer(self, ticket: float) -> Callable[[str, object], None]:
-        """Return an httpcore trace hook that calls `sent` once the request's headers are written."""
-
-        def trace(event: str, info: object) -> None:
-            if event.endswith("send_request_headers.complete"):
-                self.sent(ticket)
-
-        return trace

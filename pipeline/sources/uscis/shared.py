@@ -196,6 +196,13 @@ class PostgresRateLimiter(SlotLimiter):
         with self._lock:
             return self._used(day)
 
+    def mark_sent(self) -> None:
+        """Move the shared last grant to Postgres's now: the request went out just now."""
+        with self._lock:
+            self._db.execute(
+                f"UPDATE uscis_pace SET last_slot = greatest(last_slot, {_PG_NOW}) WHERE id = 1"
+            )
+
     def record_retry_after(self, seconds: float) -> None:
         """Pause every process sharing this database for ``seconds``."""
         with self._lock:
