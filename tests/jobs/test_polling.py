@@ -24,12 +24,11 @@ from pipeline.jobs.forget import forget_receipt, tables_with_cases
 from pipeline.jobs.poll import (
     Answer,
     FetchProgress,
-    PollBatch,
     prepare_answers,
-    record_outcomes,
     run_poll,
     store_poll,
 )
+from pipeline.jobs.poll_results import PollRun, record_outcomes
 from pipeline.parse.fields import parse_datetime
 from pipeline.prepare.anonymize import load_key, pseudonymize
 from pipeline.publish.reader import current_snapshot
@@ -170,11 +169,12 @@ def test_polling_twice_adds_no_duplicate_events_and_merges_new_ones(
 def test_a_token_expiring_mid_run_is_renewed(
     settings: Settings, start_emulator: StartEmulator
 ) -> None:
-    # Tokens lapse after 0.5 s while the server promises 30 minutes.
-    server = start_emulator(token_ttl_s=0.5, advertised_expires_in="1799", requests_per_second=1000)
-    track(settings, RECEIPTS[:20])
+    # Tokens lapse after 1.5 s while the server promises 30 minutes (longer than a request
+    # waits for its slot with several in flight, as with the real 30 minutes).
+    server = start_emulator(token_ttl_s=1.5, advertised_expires_in="1799", requests_per_second=1000)
+    track(settings, RECEIPTS[:30])
     summary = run_poll(settings, api_for(server, requests_per_second=10))
-    assert summary.outcomes["ok"] == 20 and summary.problem is None
+    assert summary.outcomes["ok"] == 30 and summary.problem is None, summary.describe()
     seen = counters(server)
     assert seen["tokens_issued"] >= 2 and seen["by_status"]["401"] >= 1
     assert summary.requests[401] == seen["by_status"]["401"]
@@ -209,7 +209,8 @@ def test_a_service_that_stays_down_stops_the_run_and_the_next_run_catches_up(
 ) -> None:
     server = start_emulator(requests_per_second=1000, faults=FaultConfig(error_rate=1.0))
     track(settings, RECEIPTS[:8])
-    down = run_poll(settings, api_for(server, max_retries=1))
+    # One request at a time, so the run stops exactly after the fifth failure in a row.
+    down = run_poll(settings, api_for(server, max_retries=1, max_in_flight=1))
     assert down.outcomes["error"] == 5 and down.n_left == 3
     assert down.problem and "no usable answer for 5 receipts in a row" in down.problem
     assert "Monday to Friday" in down.problem
@@ -261,9 +262,10 @@ def test_answers_that_cannot_be_stored_are_quarantined_under_the_pseudonym(
     assert "different receipt number" in str(prepared.outcomes["EAC9999103403"].reason)
     assert "no dates at all" in str(prepared.outcomes["EAC9999103404"].reason)
     assert "quarantined" in str(prepared.outcomes["EAC9999103405"].reason)
-    batch = PollBatch("claim", list(bodies), 3, now)
-    store_poll(settings, prepared, progress, started_at=now, api="emulator", message="test")
-    record_outcomes(settings, batch, prepared, jobs_schedule())
+    with Registry(registry_path(settings.home)) as registry:
+        store_poll(settings, prepared, progress, PollRun(now, "emulator"),
+                   still_tracked=registry.receipts, message="test")
+        record_outcomes(registry, prepared, jobs_schedule())
     quarantined = {r[0] for r in rows(settings, "SELECT case_id FROM quarantine")}
     assert quarantined == {case_id(settings, r) for r in bodies}
     assert rows(settings, "SELECT count(*) FROM cases") == [(0,)]
@@ -282,15 +284,16 @@ def test_a_spent_daily_quota_stops_cleanly_and_the_next_day_resumes(
     server = start_emulator(requests_per_second=1000)
     ten = RECEIPTS[:10]
     track(settings, ten)
-    api = api_for(server, daily_quota=6)  # a token and five case requests a day
+    api = api_for(server, daily_quota=6, max_in_flight=1)  # a token, five case requests a day
     first = run_poll(settings, api)
     assert (first.outcomes["ok"], first.outcomes["quota"], first.n_left) == (5, 1, 4)
     assert first.quota_resets_at is not None and first.problem is None
     assert "resets at" in first.describe() and "4 receipts wait for the next run" in first.describe()
     assert counters(server)["total_requests"] == 6
 
-    same_day = run_poll(settings, api)
-    assert same_day.outcomes["quota"] == 1 and same_day.outcomes["ok"] == 0
+    same_day = run_poll(settings, api)  # the budget is known to be spent: nothing is claimed
+    assert same_day.n_polled == 0 and same_day.n_due == 5
+    assert same_day.quota_resets_at is not None and "resets at" in same_day.describe()
     assert counters(server)["total_requests"] == 6  # nothing more was sent
 
     httpx.post(f"{server.base_url}/_emulator/reset")
@@ -299,7 +302,7 @@ def test_a_spent_daily_quota_stops_cleanly_and_the_next_day_resumes(
     assert counters(server)["by_receipt"] == dict.fromkeys(ten[5:], 1)  # exactly the rest
     assert rows(settings, "SELECT count(*) FROM cases") == [(10,)]
     # Cases polled on the first day are due again: the second day's budget runs out too.
-    assert rows(settings, "SELECT count(*) FROM poll_outcomes WHERE outcome = 'quota'") == [(3,)]
+    assert rows(settings, "SELECT count(*) FROM poll_outcomes WHERE outcome = 'quota'") == [(2,)]
 
 
 def test_a_quota_violation_from_the_server_stops_this_and_later_runs(
@@ -307,12 +310,12 @@ def test_a_quota_violation_from_the_server_stops_this_and_later_runs(
 ) -> None:
     server = start_emulator(requests_per_second=1000, daily_quota=3)
     track(settings, RECEIPTS[:6])
-    first = run_poll(settings, api_for(server))
+    first = run_poll(settings, api_for(server, max_in_flight=1))
     assert (first.outcomes["ok"], first.outcomes["quota"]) == (3, 1)
     assert first.requests == {200: 4, 429: 1}
     sent = counters(server)["total_requests"]
     later = run_poll(settings, api_for(server))
-    assert later.outcomes["quota"] == 1 and later.quota_resets_at is not None
+    assert later.n_polled == 0 and later.quota_resets_at is not None  # known spent: none sent
     assert counters(server)["total_requests"] == sent
 
 

@@ -174,14 +174,23 @@ class _Result:
 class _Feed:
     """Hand out receipts to the fetch threads, one at a time, until told to stop."""
 
-    def __init__(self, receipts: Sequence[str]) -> None:
+    def __init__(self, receipts: Sequence[str], down_after: int) -> None:
         self._items: Iterator[str] = iter(receipts)
         self._lock = threading.Lock()
+        self._down_after = down_after
+        self.down_in_a_row = 0
         self.stopped = threading.Event()
 
     def take(self) -> str | None:
         with self._lock:
             return None if self.stopped.is_set() else next(self._items, None)
+
+    def settle(self, result: _Result) -> None:
+        """Stop handing out receipts at once when a result says so (before the next take)."""
+        with self._lock:
+            self.down_in_a_row = self.down_in_a_row + 1 if result.down else 0
+            if result.stop or self.down_in_a_row >= self._down_after:
+                self.stopped.set()
 
 
 def fetch_answers(
@@ -206,7 +215,7 @@ def fetch_answers(
     their way and keeps them before the exception goes on.
     """
     todo = [r for r in receipts if not progress.settled(r)]
-    feed, results = _Feed(todo), queue.Queue[_Result]()
+    feed, results = _Feed(todo, service_down_after), queue.Queue[_Result]()
     zone = ZoneInfo(api.quota_reset_zone)
     progress.problem = None
 
@@ -215,7 +224,9 @@ def fetch_answers(
 
     def worker() -> None:
         while (receipt := feed.take()) is not None:
-            results.put(_ask(client, api, receipt, moment))
+            result = _ask(client, api, receipt, moment)
+            feed.settle(result)
+            results.put(result)
 
     def count(receipt: str | None, status: int, elapsed: float) -> None:
         day = datetime.fromtimestamp(clock(), zone).date()
@@ -244,8 +255,6 @@ def fetch_answers(
                 done += 1
                 down_in_a_row = down_in_a_row + 1 if result.down else 0
                 _keep(progress, result, api)
-                if result.stop or down_in_a_row >= service_down_after:
-                    feed.stopped.set()
                 if down_in_a_row == service_down_after and result.failure is not None:
                     progress.problem = (
                         f"{api.server} gave no usable answer for {down_in_a_row} receipts in a "
