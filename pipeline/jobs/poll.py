@@ -85,19 +85,43 @@ def open_limiter(settings: Settings, api: ApiSettings, *, clock: Clock = time.ti
     return SqliteRateLimiter(path, api.rate_policy(), clock=clock, sleep=sleep)
 
 
+class _Signals:
+    """SIGTERM and SIGINT as PollStopped, held back while a batch is being stored."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: str | None = None
+
+    def handle(self, number: int, frame: FrameType | None) -> None:
+        name = signal.Signals(number).name
+        if self.depth:
+            self.pending = self.pending or name
+            return
+        raise PollStopped(name)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Finish the block (a batch's transaction) before a signal stops the run."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None:
+            name, self.pending = self.pending, None
+            raise PollStopped(name)
+
+
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals() -> Iterator[_Signals]:
     """Turn SIGTERM and SIGINT into PollStopped in this (main) thread while the block runs."""
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
-
-    def stop(number: int, frame: FrameType | None) -> None:
-        raise PollStopped(signal.Signals(number).name)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, signals.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield signals
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -127,7 +151,7 @@ def run_poll(
     label = api_label(api.base_url)
     key = key_of(settings)
     with (
-        stop_on_signals(),
+        stop_on_signals() as signals,
         open_registry(settings.ensure_home(), settings.env) as registry,
         open_limiter(settings, api, clock=clock, sleep=sleep) as limiter,
     ):
@@ -147,7 +171,10 @@ def run_poll(
         lease_renewed = [time.monotonic()]
 
         def store_batch() -> None:
-            batch = progress.take_unstored()
+            with signals.held():
+                _store(progress.take_unstored())
+
+        def _store(batch: FetchProgress) -> None:
             if batch.answers or batch.failures or batch.traffic:
                 prepared = prepare_answers(batch, key, synthetic=answers_are_synthetic(label),
                                            now=now)
@@ -174,7 +201,7 @@ def run_poll(
             stopped = signalled
         finally:
             with _signals_ignored():
-                store_batch()
+                _store(progress.take_unstored())
                 registry.release(claim.claim_id)
     summary = summarize(api.server, label, claim, progress, run,
                         stopped.signal_name if stopped else None)

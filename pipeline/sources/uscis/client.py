@@ -245,6 +245,8 @@ class CaseStatusClient:
                 raise error from cause
             if error.retry_after is not None:
                 self._limiter.record_retry_after(error.retry_after)
+            if isinstance(error, RateLimited) and self._gate is not None:
+                self._gate.widen()  # requests arrived closer than they left: leave more room
             attempt += 1
             log.warning(
                 "%s failed (%s); retry %d of %d in %.2f s",

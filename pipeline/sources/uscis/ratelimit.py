@@ -363,6 +363,7 @@ class SendGate:
 
     def __init__(self, interval_s: float, *, stuck_s: float = 1.0) -> None:
         self.interval_s = interval_s
+        self._widest_s = interval_s * 1.2
         self._stuck_s = stuck_s
         self._cond = threading.Condition()
         self._last_sent = float("-inf")
@@ -382,6 +383,11 @@ class SendGate:
                     continue
                 self._passing_since = now
                 return now
+
+    def widen(self, by_s: float = 0.005) -> None:
+        """Space requests a little more after a spike arrest (jitter on the way), up to +20 %."""
+        with self._cond:
+            self.interval_s = min(self._widest_s, self.interval_s + by_s)
 
     def sent(self, ticket: float) -> None:
         """Record that the request holding `ticket` went out now (again: no effect)."""
