@@ -6,15 +6,18 @@ it in-process when no Prefect server is there to record it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
 from datetime import datetime
+from itertools import groupby
 from pathlib import Path
 
 from pipeline.jobs.refresh import publish
 from pipeline.prepare.anonymize import PseudonymKey, key_of
+from pipeline.prepare.bulk import bulk_chunks
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
 from pipeline.settings import Settings
+from pipeline.sources.bulk import is_lines_file
 from pipeline.sources.files import RawDocument, discover_files, read_documents
 from pipeline.store.db import open_store
 from pipeline.store.load import (
@@ -51,12 +54,17 @@ def ingest_files(
     flow: str = "ingest",
     workers: int | None = None,
     chunk_size: int = CHUNK_SIZE,
+    bulk: bool = True,
 ) -> LoadResult:
     """Parse, anonymize, validate and store every document of `files` in one transaction.
 
-    Large inputs are prepared by `workers` processes (default: one per core) while this
-    process loads the finished chunks, in input order, inside the one transaction.
+    JSON-lines files go through the bulk prepare step (pipeline.prepare.bulk: DuckDB, the same
+    rules) unless `bulk` is false; other files, and lines it leaves, are prepared per document.
+    Large inputs of those are prepared by `workers` processes (default: one per core) while
+    this process loads the finished chunks, in input order, inside the one transaction.
     """
+    if bulk and any(is_lines_file(f) for f in files):
+        return _ingest_chunks(settings, bulk_or_documents(files, chunk_size), flow)
     if workers is None:
         large = sum(_size(f) for f in files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
@@ -73,12 +81,37 @@ def ingest_documents(
     chunk_size: int = CHUNK_SIZE,
 ) -> LoadResult:
     """Store documents from any source in one transaction: all of them, or none if one fails."""
+    return _ingest_chunks(
+        settings,
+        lambda key, started: _prepared_chunks(documents, key, started, workers, chunk_size),
+        flow,
+    )
+
+
+ChunkSource = Callable[[PseudonymKey, datetime], Generator[PreparedChunk, None, None]]
+
+
+def bulk_or_documents(files: list[Path], chunk_size: int) -> ChunkSource:
+    """Chunks of the files in their order: runs of JSON-lines files in bulk, the rest per document."""
+
+    def chunks(key: PseudonymKey, started: datetime) -> Generator[PreparedChunk, None, None]:
+        for lines, run in groupby(files, key=is_lines_file):
+            if lines:
+                yield from bulk_chunks(list(run), key, started, chunk_size)
+            else:
+                for batch in chunked(read_documents(list(run)), chunk_size):
+                    yield prepare_chunk(batch, key, started)
+
+    return chunks
+
+
+def _ingest_chunks(settings: Settings, source: ChunkSource, flow: str) -> LoadResult:
     settings.ensure_home()
     key = key_of(settings)
     started = datetime.now()
     with open_store(settings.database_path) as con:
         run_id = next_run_id(con)
-        prepared = _prepared_chunks(documents, key, started, workers, chunk_size)
+        prepared = source(key, started)
         with closing(prepared) as chunks:
             try:
                 return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started)
