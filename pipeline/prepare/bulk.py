@@ -3,8 +3,8 @@
 A batch of lines (pipeline.sources.bulk) is parsed, unnested and turned into case and event
 rows in SQL (pipeline.prepare.bulk_sql). What needs our rules rather than SQL is computed in
 Python once per distinct value, with the very functions the parsers use: stage and title of
-each distinct status text (`classify`), form types (`normalize_form_type`), offices
-(`office_of`), yes/no flags (`parse_bool`). Pseudonyms are the same keyed HMAC as
+each distinct status text (`classify`), dates (`parse_datetime`), form types
+(`normalize_form_type`), offices (`office_of`), yes/no flags (`parse_bool`). Pseudonyms are the same keyed HMAC as
 `pseudonymize`, computed in SQL from the key's inner and outer pads (RFC 2104). The rows are
 then validated by the same pandera schemas (`validate_frames`), and their rejections are made
 by the same `record_rejection`.
@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline.model import CaseRecord, Rejection, StatusEvent
 from pipeline.parse.errors import ParseError
-from pipeline.parse.fields import normalize_form_type, parse_bool
+from pipeline.parse.fields import normalize_form_type, parse_bool, parse_datetime
 from pipeline.prepare import bulk_sql
 from pipeline.prepare.anonymize import PseudonymKey
 from pipeline.prepare.funnel import PreparedChunk, prepare_chunk, record_rejection
@@ -36,6 +36,10 @@ from pipeline.receipts import OFFICE_ALIASES, office_of
 from pipeline.sources.bulk import BATCH_BYTES, LineBatch, line_batches
 from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
+
+
+MEMORY_LIMIT = "512MB"
+_BATCH_TABLES = ("docs", "history", "cand", "events0", "ok", "all_events", "ids")
 
 
 @dataclass
@@ -65,6 +69,8 @@ class BulkPreparer:
         self.today = today
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
+        # one batch at a time lives here; the store and the batch's own bytes need the rest
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         if threads is not None:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute(bulk_sql.MACROS)
@@ -88,10 +94,14 @@ class BulkPreparer:
              "observed_at": [f.observed_at for f in batch.files]},
             schema={"file": pl.Int32, "name": pl.Utf8, "observed_at": pl.Datetime("us")},
         )
-        con.register("lines", batch.lines)
+        lines = pl.from_arrow(batch.lines)
+        assert isinstance(lines, pl.DataFrame)
+        # JSON DuckDB reads but orjson refuses (polars' regex engine is the fastest to hand)
+        lines = lines.with_columns(lenient=pl.col("text").str.contains(bulk_sql.LENIENT_JSON))
+        con.register("lines", lines)
         con.register("files", files)
         try:
-            con.execute(bulk_sql.render(bulk_sql.DOCS, shape=bulk_sql.SHAPE, lenient=bulk_sql.LENIENT_JSON))
+            con.execute(bulk_sql.render(bulk_sql.DOCS, shape=bulk_sql.SHAPE))
             con.execute(bulk_sql.HISTORY)
             self._lookups()
             year = (self.today or date.today()).year  # two digits above next year are 19xx
@@ -108,6 +118,8 @@ class BulkPreparer:
         finally:
             con.unregister("lines")
             con.unregister("files")
+            for table in _BATCH_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         origins = dict(zip(origins_frame["case_id"].to_list(), origins_frame["origin"].to_list(), strict=True))
         odd = list(batch.odd) + _documents(batch, odd_rows)
         checked = validate_frames(cases, events, self.today)
@@ -136,6 +148,19 @@ class BulkPreparer:
         offices_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_OFFICES).fetchall()]
         _replace(con, "offices", pl.DataFrame({"raw": offices_raw, "office": [office_of(o) for o in offices_raw]},
                                               schema={"raw": pl.Utf8, "office": pl.Utf8}))
+        stamps_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_STAMPS).fetchall()]
+        stamps: list[datetime | None] = []
+        odd_stamps: list[bool] = []
+        for raw in stamps_raw:
+            try:
+                stamps.append(parse_datetime(raw))
+                odd_stamps.append(False)
+            except ParseError:
+                stamps.append(None)
+                odd_stamps.append(True)
+        _replace(con, "stamps", pl.DataFrame(
+            {"raw": stamps_raw, "ts": stamps, "odd": odd_stamps},
+            schema={"raw": pl.Utf8, "ts": pl.Datetime("us"), "odd": pl.Boolean}))
         flags_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_PREMIUM).fetchall()]
         _replace(con, "flags", pl.DataFrame({"raw": flags_raw, "value": [parse_bool(f) for f in flags_raw]},
                                             schema={"raw": pl.Utf8, "value": pl.Boolean}))

@@ -10,8 +10,6 @@ What the per-document path does and this SQL mirrors:
   * orjson is strict: DuckDB also accepts trailing commas, NaN/Infinity and numbers beyond a
     double; lines with anything like that are odd (LENIENT_JSON).
   * orjson keeps the last of duplicate keys, DuckDB the first: duplicate keys are odd.
-  * parse_datetime: the quick formats (MM-DD-YYYY[ HH:MM:SS], YYYY-MM-DD) and ISO stamps in
-    UTC (…T…Z); anything else it might still read goes to it (STRICT_TS).
   * date_in_text(clean_text(description)): the same regular expression; a description with
     an entity, a tag or a non-ASCII character before the date is odd, since clean_text could
     change what the expression finds there.
@@ -78,21 +76,10 @@ SAFE_TEXT = r"[ -%'-;=-~\t\n\r\f]*"
 NOT_A_STRING = r"(?s)(true|false|-?[0-9].*|\[.*|\{.*)"
 
 MACROS = rf"""
-CREATE OR REPLACE TEMP MACRO strict_ts(x) AS CASE
-  WHEN x IS NULL OR x = '' THEN NULL
-  WHEN regexp_full_match(x, '[0-9]{{2}}-[0-9]{{2}}-[0-9]{{4}} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]')
-    THEN try_strptime(x, '%m-%d-%Y %H:%M:%S')
-  WHEN regexp_full_match(x, '[0-9]{{2}}-[0-9]{{2}}-[0-9]{{4}}') THEN try_strptime(x, '%m-%d-%Y')
-  WHEN regexp_full_match(x, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN try_strptime(x, '%Y-%m-%d')
-  WHEN regexp_full_match(x, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{{3}}|\.[0-9]{{6}})?Z')
-    THEN try_strptime(left(x, 19), '%Y-%m-%dT%H:%M:%S')
-         + to_microseconds(CASE WHEN length(x) > 20 THEN rpad(substr(x, 21, length(x) - 21), 6, '0')::BIGINT ELSE 0 END)
-END;
-CREATE OR REPLACE TEMP MACRO ts_of(x) AS CASE WHEN year(strict_ts(x)) >= 1 THEN strict_ts(x) END;
-CREATE OR REPLACE TEMP MACRO ts_ok(x) AS x IS NULL OR x = '' OR ts_of(x) IS NOT NULL;
 CREATE OR REPLACE TEMP MACRO text_ok(x) AS x IS NULL OR NOT regexp_full_match(x, '{NOT_A_STRING}');
-CREATE OR REPLACE TEMP MACRO day_of(y, m, d) AS CASE WHEN y::INT >= 1 THEN
-  try(make_date(y::INT, list_position({_MONTH_LIST}::VARCHAR[], lower(m))::INT, d::INT))
+CREATE OR REPLACE TEMP MACRO day_of(y, m, d) AS CASE WHEN TRY_CAST(y AS INT) >= 1 THEN
+  try(make_date(TRY_CAST(y AS INT), list_position({_MONTH_LIST}::VARCHAR[], lower(m))::INT,
+                TRY_CAST(d AS INT)))
 END;
 """
 
@@ -100,14 +87,14 @@ END;
 DOCS = rf"""
 CREATE OR REPLACE TEMP TABLE docs AS
 WITH p AS (
-  SELECT file, line, text,
+  SELECT file, line, text, lenient,
          try(from_json(text, $shape)) AS j,
          try(json_keys(text, ['$', '$.case_status', '$.data'])) AS k
   FROM lines
 ), s AS (
   SELECT *,
     CASE
-      WHEN j IS NULL OR k IS NULL OR regexp_matches(text, $lenient) THEN NULL
+      WHEN j IS NULL OR k IS NULL OR lenient THEN NULL
       WHEN j.case_status IS NOT NULL
            AND NOT list_has_any(k[1], {_list(_API_TOP_TRIGGERS)})
            AND k[2] IS NOT NULL AND NOT list_has_any(k[2], {_list(_API_BODY_TRIGGERS)})
@@ -146,10 +133,10 @@ FROM s
 
 HISTORY = r"""
 CREATE OR REPLACE TEMP TABLE history AS
-SELECT file, line, ts_of(e.date) AS ts, coalesce(e.completed_text_en, '') AS text, e IS NULL AS missing
+SELECT file, line, e.date AS date_raw, coalesce(e.completed_text_en, '') AS text, e IS NULL AS missing
 FROM (SELECT file, line, unnest(api_history) AS e FROM docs WHERE api_history IS NOT NULL)
 UNION ALL
-SELECT file, line, ts_of(e.date) AS ts, coalesce(e.statusTitle, '') AS text, e IS NULL AS missing
+SELECT file, line, e.date AS date_raw, coalesce(e.statusTitle, '') AS text, e IS NULL AS missing
 FROM (SELECT file, line, unnest(myuscis_history) AS e FROM docs WHERE myuscis_history IS NOT NULL)
 """
 
@@ -162,6 +149,11 @@ DISTINCT_OFFICES = """
 SELECT DISTINCT jurisdiction AS raw FROM docs WHERE jurisdiction IS NOT NULL
 UNION SELECT DISTINCT jurisdiction_description FROM docs WHERE jurisdiction_description IS NOT NULL
 """
+DISTINCT_STAMPS = """
+SELECT DISTINCT date_raw FROM history WHERE date_raw IS NOT NULL
+UNION SELECT DISTINCT submitted_raw FROM docs WHERE submitted_raw IS NOT NULL
+UNION SELECT DISTINCT modified_raw FROM docs WHERE modified_raw IS NOT NULL
+"""
 DISTINCT_PREMIUM = "SELECT DISTINCT premium_raw FROM docs WHERE premium_raw IS NOT NULL"
 
 # Dated events from the history and the current status; then the documents the bulk path
@@ -169,9 +161,13 @@ DISTINCT_PREMIUM = "SELECT DISTINCT premium_raw FROM docs WHERE premium_raw IS N
 CASES = r"""
 CREATE OR REPLACE TEMP TABLE cand AS
 WITH d AS (
-  SELECT docs.*, ts_of(submitted_raw) AS submitted, ts_of(modified_raw) AS modified,
+  SELECT docs.*, s1.ts AS submitted, s2.ts AS modified,
+         coalesce(s1.odd, false) OR coalesce(s2.odd, false) AS stamp_odd,
          regexp_extract(description, $on_date, ['pre', 'm', 'd', 'y']) AS on_m
-  FROM docs WHERE source IS NOT NULL
+  FROM docs
+  LEFT JOIN stamps s1 ON s1.raw = docs.submitted_raw
+  LEFT JOIN stamps s2 ON s2.raw = docs.modified_raw
+  WHERE source IS NOT NULL
 ), d1 AS (
   SELECT d.*, CASE WHEN on_m.m = '' THEN regexp_extract(description, $any_date, ['m', 'd', 'y'])
               END AS any_m
@@ -194,9 +190,9 @@ SELECT d2.* EXCLUDE (on_m, any_m, api_history, myuscis_history),
 FROM d2 LEFT JOIN titles t ON t.raw = d2.current_title;
 
 CREATE OR REPLACE TEMP TABLE events0 AS
-SELECT h.file, h.line, h.ts::DATE AS event_date, t.title, t.stage,
-       (h.missing OR h.ts IS NULL OR t.odd) AS bad
-FROM history h JOIN titles t ON t.raw = h.text
+SELECT h.file, h.line, s.ts::DATE AS event_date, t.title, t.stage,
+       (h.missing OR s.ts IS NULL OR t.odd) AS bad
+FROM history h JOIN titles t ON t.raw = h.text LEFT JOIN stamps s ON s.raw = h.date_raw
 UNION ALL
 SELECT file, line, current_date, current_canonical, current_stage, false
 FROM cand WHERE current_date IS NOT NULL;
@@ -229,7 +225,7 @@ WITH agg AS (
   FROM c
   WHERE intake_office IS NOT NULL
     AND (form_raw IS NULL OR form IS DISTINCT FROM '?')
-    AND ts_ok(submitted_raw) AND ts_ok(modified_raw) AND desc_ok AND NOT current_odd
+    AND NOT stamp_odd AND desc_ok AND NOT current_odd
     AND (synthetic_raw IS NULL OR synthetic_raw IN ('true', 'false'))
     AND NOT bad_events
     AND NOT (source = 'case_status_api' AND n_events = 0 AND submitted IS NULL)
@@ -239,8 +235,9 @@ SELECT file, line, source, receipt_raw AS receipt, form, intake_office,
   CASE WHEN left(receipt_raw, 3) = 'IOE'
        THEN CASE WHEN received IS NULL THEN NULL
                  WHEN month(received) >= 10 THEN year(received) + 1 ELSE year(received) END
-       WHEN 2000 + substr(receipt_raw, 4, 2)::INT <= $max_year THEN 2000 + substr(receipt_raw, 4, 2)::INT
-       ELSE 1900 + substr(receipt_raw, 4, 2)::INT
+       WHEN 2000 + TRY_CAST(substr(receipt_raw, 4, 2) AS INT) <= $max_year
+         THEN 2000 + TRY_CAST(substr(receipt_raw, 4, 2) AS INT)
+       ELSE 1900 + TRY_CAST(substr(receipt_raw, 4, 2) AS INT)
   END AS fiscal_year,
   received AS received_date,
   CASE WHEN source = 'myuscis' THEN premium_flag END AS premium,

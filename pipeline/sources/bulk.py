@@ -27,6 +27,16 @@ _BLANK = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of only these 
 LINE_SCHEMA = pa.schema([("file", pa.int32()), ("line", pa.int32()), ("text", pa.large_string())])
 
 
+
+def _table(members: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(members, np.uint8)] = True
+    return table
+
+
+_BLANK_TABLE = _table(_BLANK)
+
+
 @dataclass(frozen=True, slots=True)
 class LineFile:
     """A file of a batch: its name as stored (receipts scrubbed) and when it was observed."""
@@ -116,7 +126,7 @@ def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> 
     # a line is blank when strip() leaves nothing: only lines that start with a blank can be
     first = raw[starts[lengths > 0]]
     maybe_blank = np.flatnonzero(lengths == 0)
-    starts_blank = np.flatnonzero(lengths > 0)[np.isin(first, np.frombuffer(_BLANK, np.uint8))]
+    starts_blank = np.flatnonzero(lengths > 0)[_BLANK_TABLE[first]]
     for i in np.concatenate((maybe_blank, starts_blank)):
         if not block[starts[i]:ends[i]].strip():
             keep[i] = False
@@ -165,3 +175,4 @@ def _strings(block: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array | N
     except pa.ArrowInvalid:
         return None
     return array
+
