@@ -37,7 +37,6 @@ from pipeline.sources.bulk import BATCH_BYTES, LineBatch, line_batches
 from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
 
-
 MEMORY_LIMIT = "512MB"
 _BATCH_TABLES = ("docs", "history", "cand", "events0", "ok", "all_events", "ids")
 

@@ -23,8 +23,12 @@ from pipeline.prepare.bulk import BulkPreparer
 from pipeline.settings import Secret, Settings
 from pipeline.sources.bulk import line_batches
 from pipeline.sources.files import read_documents
-from pipeline.sources.sample import to_case_status_api, to_myuscis_case_status, write_sample
-from pipeline.sources.sample import generate_cases
+from pipeline.sources.sample import (
+    generate_cases,
+    to_case_status_api,
+    to_myuscis_case_status,
+    write_sample,
+)
 from pipeline.store.load import LoadResult
 from tests.conftest import REFERENCE_PAYLOADS
 
@@ -70,8 +74,7 @@ def fixture_documents() -> Iterator[object]:
         for part in ("body", "valid", "invalid"):
             if part in payload:
                 yield payload[part]
-        for entry in payload.get("variants", []):
-            yield entry
+        yield from payload.get("variants", [])
         for example in payload.get("examples", []):
             if example.get("body") is not None:
                 yield example["body"]
