@@ -37,7 +37,7 @@ from pipeline.sources.bulk import BATCH_BYTES, LineBatch, line_batches
 from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
 
-MEMORY_LIMIT = "512MB"
+MEMORY_LIMIT = "256MB"
 _BATCH_TABLES = ("docs", "history", "cand", "events0", "ok", "all_events", "ids")
 
 
@@ -70,6 +70,7 @@ class BulkPreparer:
         self.con.execute("SET enable_progress_bar = false")
         # one batch at a time lives here; the store and the batch's own bytes need the rest
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute("SET preserve_insertion_order = false")
         if threads is not None:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute(bulk_sql.MACROS)

@@ -22,7 +22,7 @@ import pyarrow as pa
 from pipeline.sources.files import LINES_SUFFIXES, MAX_DOCUMENT_BYTES, RawDocument, scrub
 
 BLOCK_BYTES = 16 * 2**20
-BATCH_BYTES = 48 * 2**20
+BATCH_BYTES = 24 * 2**20
 _BLANK = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of only these is skipped
 LINE_SCHEMA = pa.schema([("file", pa.int32()), ("line", pa.int32()), ("text", pa.large_string())])
 
