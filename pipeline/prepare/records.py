@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import replace
 from datetime import date, datetime
 
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
@@ -79,24 +78,6 @@ def timeline_record(
         last_modified=None,
         synthetic=False,
         events=list(timeline.events),
-    )
-
-
-def merge_records(first: CaseRecord, second: CaseRecord) -> CaseRecord:
-    """One record with the union of two records' events (the caller checked the form types)."""
-    dates = [d for d in (first.received_date, second.received_date) if d is not None]
-    stamps = [t for t in (first.last_modified, second.last_modified) if t is not None]
-    return replace(
-        first,
-        form_type=first.form_type or second.form_type,
-        current_office=second.current_office or first.current_office,
-        premium=first.premium if first.premium is not None else second.premium,
-        received_date=min(dates) if dates else None,
-        observed_at=max(first.observed_at, second.observed_at),
-        last_modified=max(stamps) if stamps else None,
-        synthetic=first.synthetic and second.synthetic,
-        events=sorted(set(first.events) | set(second.events),
-                      key=lambda e: event_order(e.event_date, e.stage)),
     )
 
 
