@@ -104,8 +104,7 @@ def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
 
         result = refresh_flow()
     else:
-        result = refresh_job.refresh(cfg)
-        refresh_job.publish(cfg)
+        result = refresh_job.refresh_and_publish(cfg)
     typer.echo(
         f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
         f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
