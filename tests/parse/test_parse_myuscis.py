@@ -121,7 +121,7 @@ def test_receipt_info_without_receipt_lends_its_form_to_the_single_case() -> Non
 def test_answers_that_disagree_on_the_form_type_are_refused() -> None:
     detail = payload("myuscis_case_detail.json")
     detail["data"]["formType"] = "I-765"
-    with pytest.raises(ParseError, match="disagree: .*different form types"):
+    with pytest.raises(ParseError, match=r"disagree: .*different form types"):
         read_cases([detail, case_status()])
 
 
