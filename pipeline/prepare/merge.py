@@ -13,7 +13,8 @@ Which fact wins when two views of one case disagree:
 - synthetic: only if every view is synthetic (a real input about a case makes it real).
 - received date: the earliest. Events: the union (one per date and stage).
 - last modified, observed at, last checked: the latest.
-- tracked since: the earliest; None (under observation from the receipt) is the earliest.
+- tracked since: the earliest date any view gives (None says nothing; a case no view gives
+  a date for is under observation from its receipt).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TypeVar
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
 from pipeline.parse import parse_document
 from pipeline.parse.errors import ParseError
-from pipeline.stages import GENERIC_TITLES, event_order
+from pipeline.stages import GENERIC_TITLES, TERMINAL_STAGES, event_order
 
 Case = TypeVar("Case", ParsedCase, CaseRecord)
 
@@ -83,7 +84,8 @@ def _premium(first: bool | None, second: bool | None) -> bool | None:
 
 
 def _tracked_since(first: date | None, second: date | None) -> date | None:
-    return None if first is None or second is None else min(first, second)
+    days = [d for d in (first, second) if d is not None]
+    return min(days) if days else None
 
 
 def _last_checked(first: ParsedCase | CaseRecord, second: ParsedCase | CaseRecord) -> date | None:
@@ -97,6 +99,18 @@ def _checked_day(case: ParsedCase | CaseRecord) -> date | None:
     if case.last_checked is not None:
         return case.last_checked
     return case.observed_at.date() if case.observed_at is not None else None
+
+
+def observed_by_poll(case: ParsedCase, fetched_at: datetime) -> ParsedCase:
+    """Date a polled answer; a case pending at this poll is under observation from its day.
+
+    Kept over later polls by the merge (the earliest date wins), so a polled case is at risk
+    from its first poll while pending; one already decided at its first poll gets no date.
+    """
+    case.observed_at = fetched_at
+    if not any(e.stage in TERMINAL_STAGES for e in case.events):
+        case.tracked_since = fetched_at.date()
+    return case
 
 
 def with_receipt_event(case: Case) -> Case:

@@ -8,14 +8,12 @@ replaced, so no free text can reach the database through it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import date, datetime
 
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
 from pipeline.parse.categories import all_categories, eligibility_code
 from pipeline.parse.typed_form import TypedTimeline
-from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
+from pipeline.prepare.anonymize import PseudonymKey, anonymize_case, keyed_id
 from pipeline.prepare.validate import EARLIEST
 from pipeline.receipts import OFFICES
 from pipeline.stages import GENERIC_TITLES, STAGES, event_order, title_catalog
@@ -43,8 +41,7 @@ def timeline_case_id(timeline: TypedTimeline, key: PseudonymKey, occurrence: int
                     timeline.received_date.isoformat(),
                     *(f"{e.event_date.isoformat()}:{e.stage}" for e in timeline.events),
                     str(occurrence)]
-    digest = hmac.new(key.secret, "\x1f".join(identity).encode(), hashlib.sha256).hexdigest()
-    return "c_" + digest[:32]
+    return keyed_id("\x1f".join(identity), key)
 
 
 def timeline_record(
@@ -62,6 +59,9 @@ def timeline_record(
             premium=timeline.premium,
             events=list(timeline.events),
             observed_at=observed,
+            category=timeline.category,
+            tracked_since=timeline.tracked_since,
+            last_checked=timeline.last_checked,
         )
         return anonymize_case(parsed, key, now)
     received = timeline.received_date
@@ -78,6 +78,9 @@ def timeline_record(
         last_modified=None,
         synthetic=False,
         events=list(timeline.events),
+        category=timeline.category,
+        tracked_since=timeline.tracked_since,
+        last_checked=timeline.last_checked,
     )
 
 

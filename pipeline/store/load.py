@@ -136,8 +136,7 @@ ON CONFLICT (case_id) DO UPDATE SET
     premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
     processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
     category = coalesce(cases.category, excluded.category),
-    tracked_since = CASE WHEN cases.tracked_since IS NULL OR excluded.tracked_since IS NULL
-                         THEN NULL ELSE least(cases.tracked_since, excluded.tracked_since) END,
+    tracked_since = least(cases.tracked_since, excluded.tracked_since),
     last_checked = greatest(cases.last_checked, excluded.last_checked),
     sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
     first_seen = least(cases.first_seen, excluded.first_seen),
