@@ -106,7 +106,7 @@ def iter_rows(
         try:
             yield TableRow(number, read_timeline(values, f"row {number}", SOURCE), None, text)
         except ParseError as error:
-            yield TableRow(number, None, f"row {number}: {error}", text)
+            yield TableRow(number, None, str(error), text)
 
 
 def read_header(
@@ -147,7 +147,7 @@ def parse_csv(text: str, overrides: dict[str, str | None] | None = None) -> Time
             if row.timeline is not None:
                 rows.timelines.append(row.timeline)
             elif row.error is not None:
-                rows.errors.append(row.error)
+                rows.errors.append(f"row {row.number}: {row.error}")
     except ParseError as error:
         if "is empty" in str(error):
             detail = "has only empty cells" if text.strip() else "file is empty"

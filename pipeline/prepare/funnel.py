@@ -143,13 +143,27 @@ def validate_records(
 
 @dataclass
 class PreparedChunk:
-    """One chunk of documents turned into storable rows plus its rejections."""
+    """One chunk of documents (or table rows) turned into storable rows plus its rejections.
+
+    For table rows, `rows_per_case` counts the rows behind each case id and `n_refused_rows`
+    / `n_blank_rows` the rows that could not be read / were empty, so that the load can say
+    what became of every row.
+    """
 
     cases: pl.DataFrame
     events: pl.DataFrame
     rejections: list[Rejection]
     origins: dict[str, str]
     n_documents: int
+    rows_per_case: dict[str, int] | None = None
+    n_refused_rows: int = 0
+    n_blank_rows: int = 0
+
+    @classmethod
+    def empty(cls) -> PreparedChunk:
+        """A chunk with nothing to store."""
+        cases, events = to_frames([])
+        return cls(cases, events, [], {}, 0)
 
 
 def prepare_chunk(
