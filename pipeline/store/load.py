@@ -146,12 +146,16 @@ INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
        observed_at AS last_seen, last_modified, synthetic,
-       category, processing, tracked_since, last_checked
+       category, processing, tracked_since, last_checked, received_estimated
 FROM incoming_cases
 ON CONFLICT (case_id) DO UPDATE SET
     current_office = coalesce(excluded.current_office, cases.current_office),
     fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
-    received_date = least(cases.received_date, excluded.received_date),
+    received_date = CASE
+        WHEN cases.received_estimated AND NOT excluded.received_estimated THEN excluded.received_date
+        WHEN excluded.received_estimated AND NOT cases.received_estimated THEN cases.received_date
+        ELSE least(cases.received_date, excluded.received_date) END,
+    received_estimated = cases.received_estimated AND excluded.received_estimated,
     premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
     processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
     category = coalesce(cases.category, excluded.category),
