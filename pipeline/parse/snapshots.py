@@ -27,7 +27,8 @@ from pipeline.stages import classify, clean_text
 SOURCE = "status_snapshot"
 _KEYS: dict[str, tuple[str, ...]] = {
     "receipt": ("receipt_number", "receiptNumber", "receipt", "receiptNum", "case_number"),
-    "status": ("status", "status_title", "statusTitle", "current_status", "caseStatus", "title"),
+    "status": ("status", "status_title", "statusTitle", "current_status", "currentStatus",
+               "caseStatus", "title"),
     "date": ("status_date", "statusDate", "date", "action_date", "updated", "modifiedDate",
              "lastUpdated", "last_updated"),
     "form": ("form_type", "formType", "form"),
