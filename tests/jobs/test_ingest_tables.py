@@ -53,7 +53,7 @@ def test_a_community_spreadsheet_loads_through_the_cli_with_every_row_accounted_
     assert rows == {"read": 6, "stored": 4, "quarantined": 0, "refused": 2, "blank": 1}
     assert rows["read"] == rows["stored"] + rows["quarantined"] + rows["refused"]
     reasons = " ".join(r for rejection in summary["rejections"] for r in rejection["reasons"])
-    assert "not a I-140 category we know" in reasons and "field office" in reasons
+    assert "not a category we know for I-140" in reasons and "field office" in reasons
     settings = Settings(home=home)
     cases = stored(settings, "SELECT intake_office, category, processing, received_date, last_checked"
                              " FROM cases ORDER BY received_date")
