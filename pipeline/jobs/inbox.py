@@ -29,7 +29,7 @@ from pipeline.model import Rejection
 from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.records import RecordError
 from pipeline.settings import Settings
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 from pipeline.store.deletion import DeletionOutcome, delete_submission
 from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run
 from pipeline.store.submissions import StoreOutcome, store_submission
@@ -135,11 +135,10 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
             n_new_cases=sum(s.n_new_cases for s in result.stored),
             n_new_events=sum(s.n_new_events for s in result.stored),
         )
-        con.execute("BEGIN TRANSACTION")
-        record_run(con, run_id, FLOW_NAME, now, summary,
-                   message=f"{sum(s.n_quarantined for s in result.stored)} quarantined, "
-                           f"{len(result.unreadable)} unreadable")
-        con.execute("COMMIT")
+        with transaction(con):
+            record_run(con, run_id, FLOW_NAME, now, summary,
+                       message=f"{sum(s.n_quarantined for s in result.stored)} quarantined, "
+                               f"{len(result.unreadable)} unreadable")
     return result
 
 
