@@ -56,7 +56,7 @@ def test_a_list_of_snapshots_and_a_given_receipt_date() -> None:
 
 
 def test_an_ioe_snapshot_without_a_receipt_date_says_what_a_history_needs() -> None:
-    with pytest.raises(ParseError, match="IOE receipt.*Received Date"):
+    with pytest.raises(ParseError, match=r"IOE receipt.*Received Date"):
         read_cases({"receipt_number": "IOE0900000002", "status": "Case Was Approved", "status_date": "2024-01-01"})
 
 
