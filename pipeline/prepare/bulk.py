@@ -184,10 +184,17 @@ CREATE OR REPLACE TEMP TABLE ids AS
 SELECT file, line, 'c_' || left(sha256($1::BLOB || unhex(sha256($2::BLOB || receipt::BLOB))), 32) AS case_id
 FROM ok
 """
+# the case attributes of issue 11 as anonymize_case and to_frames make them for these shapes:
+# no category or tracked_since in them, last_checked = CaseRecord.checked_on
 _CASES_OUT = """
 SELECT case_id, source, form AS form_type, intake_office, current_office,
-       fiscal_year, received_date, premium, observed_at, last_modified, synthetic
-FROM ok JOIN ids USING (file, line) ORDER BY file, line
+       fiscal_year, received_date, premium, observed_at, last_modified, synthetic,
+       NULL::VARCHAR AS category, CASE WHEN premium THEN 'premium' ELSE 'regular' END AS processing,
+       NULL::DATE AS tracked_since, greatest(observed_at::DATE, latest) AS last_checked,
+       false AS received_estimated
+FROM ok JOIN ids USING (file, line)
+LEFT JOIN (SELECT file, line, max(event_date) AS latest FROM all_events GROUP BY ALL) USING (file, line)
+ORDER BY file, line
 """
 _EVENTS_OUT = """
 SELECT case_id, e.event_date, e.stage, e.title, ok.source
@@ -222,7 +229,7 @@ def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, li
         by_case.setdefault(row["case_id"], []).append(
             StatusEvent(row["event_date"], row["title"], row["stage"]))
     rejections = []
-    for row in cases.join(wanted, on="case_id").iter_rows(named=True):
+    for row in cases.join(wanted, on="case_id").drop("processing", "last_checked").iter_rows(named=True):
         record = CaseRecord(**row, events=sorted(set(by_case.get(row["case_id"], [])),
                                                   key=lambda e: event_order(e.event_date, e.stage)))
         rejections.append(record_rejection(origins[record.case_id], record, reasons[record.case_id]))
@@ -230,15 +237,19 @@ def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, li
 
 
 def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size: int,
-                today: date | None = None, batch_bytes: int = BATCH_BYTES) -> Iterator[PreparedChunk]:
+                today: date | None = None, batch_bytes: int = BATCH_BYTES,
+                observed_at: datetime | None = None) -> Iterator[PreparedChunk]:
     """Prepared chunks of JSON-lines files: bulk where it can, per document where it cannot.
 
     Batches follow the files' order, and within a batch the odd lines are prepared after the
-    rest, by `prepare_chunk`, in chunks of `chunk_size`.
+    rest, by `prepare_chunk`, in chunks of `chunk_size`. `observed_at` (ingest --as-of)
+    replaces the files' times, as it does for the per-document path.
     """
+    if not files:
+        return
     preparer = BulkPreparer(key, now, today)
     try:
-        for batch in line_batches(files, batch_bytes):
+        for batch in line_batches(files, batch_bytes, observed_at=observed_at):
             prepared = preparer.prepare(batch)
             del batch
             yield prepared.chunk

@@ -71,13 +71,16 @@ def is_lines_file(path: Path) -> bool:
 
 
 def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
-                 block_bytes: int = BLOCK_BYTES) -> Iterator[LineBatch]:
-    """Yield the lines of JSON-lines files in batches of about `batch_bytes`, in file order."""
+                 block_bytes: int = BLOCK_BYTES, observed_at: datetime | None = None) -> Iterator[LineBatch]:
+    """Yield the lines of JSON-lines files in batches of about `batch_bytes`, in file order.
+
+    Each file's lines were observed when it was last modified, or at `observed_at` if given.
+    """
     batch = LineBatch()
     for path in files:
         name = scrub(path.name)
         try:
-            observed = datetime.fromtimestamp(path.stat().st_mtime)
+            observed = observed_at or datetime.fromtimestamp(path.stat().st_mtime)
             index = len(batch.files)
             batch.files.append(LineFile(name, observed))
             for first_line, block in _blocks(path, block_bytes):

@@ -51,13 +51,14 @@ def stored(db: Path) -> dict[str, list[tuple[object, ...]]]:
         con.close()
 
 
-def ingest_both(tmp_path: Path, inputs: Path) -> tuple[dict[str, LoadResult], dict[str, object]]:
+def ingest_both(tmp_path: Path, inputs: Path, as_of: date | None = None,
+                ) -> tuple[dict[str, LoadResult], dict[str, object]]:
     results: dict[str, LoadResult] = {}
     tables: dict[str, object] = {}
     for name, bulk in (("bulk", True), ("documents", False)):
         settings = Settings(home=tmp_path / f"home-{name}", pseudonym_key=Secret(KEY))
         results[name] = ingest_job.ingest_files(
-            settings, ingest_job.discover_inputs([inputs]), bulk=bulk, workers=1)
+            settings, ingest_job.discover_inputs([inputs]), bulk=bulk, workers=1, as_of=as_of)
         tables[name] = stored(settings.database_path)
     return results, tables
 
@@ -93,6 +94,15 @@ def test_sample_and_fixtures_store_identical_tables(tmp_path: Path) -> None:
     assert bulk.n_stored >= 700 and bulk.n_rejected > 0
     reasons = " ".join(r for rejection in bulk.rejections for r in rejection.reasons)
     assert "not a case history" in reasons  # the error answers, in the parsers' own words
+
+
+def test_as_of_dates_the_bulk_lines_as_it_dates_documents(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_sample(inputs, 120, seed=9, as_of=date(2025, 6, 1))
+    _, tables = ingest_both(tmp_path, inputs, as_of=date(2025, 7, 1))
+    assert tables["bulk"] == tables["documents"]
+    checked = {row[-2] for row in tables["bulk"]["cases"]}  # type: ignore[index]  # last_checked
+    assert date(2025, 7, 1) in checked
 
 
 def test_the_sample_is_read_in_bulk_not_per_document(tmp_path: Path) -> None:
