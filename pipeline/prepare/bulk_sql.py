@@ -9,7 +9,8 @@ the same funnel, faster for the documents it can vouch for.
 What the per-document path does and this SQL mirrors:
   * orjson is strict: DuckDB also accepts trailing commas, NaN/Infinity and numbers beyond a
     double; lines with anything like that are odd (LENIENT_JSON).
-  * orjson keeps the last of duplicate keys, DuckDB the first: duplicate keys are odd.
+  * orjson keeps the last of duplicate keys, DuckDB the first: a duplicate key at the top or
+    in the answer's body is odd (inside one history entry it is not checked: known gap).
   * date_in_text(clean_text(description)): the same regular expression; a description with
     an entity, a tag or a non-ASCII character before the date is odd, since clean_text could
     change what the expression finds there.
