@@ -282,6 +282,7 @@ def test_machines_share_the_registry_and_the_pace_through_postgres(tmp_path: Pat
                 for _ in range(10):
                     limiter.acquire()
                     grants.append(time.time())
+                    limiter.mark_sent()  # the request went out
 
             threads = [threading.Thread(target=take, args=(lim,)) for lim in (a, b, a)]
             for thread in threads:

@@ -225,6 +225,7 @@ class CaseStatusClient:
             except httpx.TransportError as exc:
                 if gate is not None:
                     gate.sent(ticket)  # it may have gone out; free the gate either way
+                self._mark_sent()
                 self._report(receipt, NO_RESPONSE, started)
                 cause = exc
                 error: UscisApiError = ServiceUnavailable(
@@ -260,16 +261,19 @@ class CaseStatusClient:
 
     def _tracer(self, gate: SendGate | None, ticket: float) -> Callable[[str, object], None]:
         """Tell the gate and the shared limiter when the request's headers went out."""
-        mark_sent = getattr(self._limiter, "mark_sent", None)
-
         def trace(event: str, info: object) -> None:
             if event.endswith("send_request_headers.complete"):
                 if gate is not None:
                     gate.sent(ticket)
-                if mark_sent is not None:
-                    mark_sent()
+                self._mark_sent()
 
         return trace
+
+    def _mark_sent(self) -> None:
+        """Tell a shared limiter the request went out (it then permits the next sender)."""
+        mark_sent = getattr(self._limiter, "mark_sent", None)
+        if mark_sent is not None:
+            mark_sent()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Return the pause before the next attempt, or None if the server asks for too long."""

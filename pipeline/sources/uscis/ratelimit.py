@@ -230,9 +230,14 @@ class InMemoryRateLimiter(SlotLimiter):
             self._used = 0
 
 
+# A granted request not yet reported sent blocks the next grant for at most this long.
+SENDING_STUCK_S = 1.0
+# How soon a sender asks again while another process's granted request is on its way out.
+SENDING_POLL_S = 0.003
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pace (id INTEGER PRIMARY KEY CHECK (id = 1), last_slot REAL NOT NULL,
-    paused_until REAL NOT NULL DEFAULT 0);
+    paused_until REAL NOT NULL DEFAULT 0, sending_since REAL);
 CREATE TABLE IF NOT EXISTS daily_usage (day TEXT PRIMARY KEY, used INTEGER NOT NULL)
 """
 
@@ -270,6 +275,9 @@ class SqliteRateLimiter(SlotLimiter):
             self._db.execute(
                 "INSERT INTO pace (id, last_slot) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
             )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(pace)")}
+            if "sending_since" not in columns:  # a file from before requests were confirmed
+                self._db.execute("ALTER TABLE pace ADD COLUMN sending_since REAL")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -285,7 +293,10 @@ class SqliteRateLimiter(SlotLimiter):
         """Move the shared last grant to now, for every process sharing this file."""
         with self._transaction():
             now = self._clock()
-            self._db.execute("UPDATE pace SET last_slot = max(last_slot, ?) WHERE id = 1", (now,))
+            self._db.execute(
+                "UPDATE pace SET last_slot = max(last_slot, ?), sending_since = NULL WHERE id = 1",
+                (now,),
+            )
 
     def record_retry_after(self, seconds: float) -> None:
         """Pause every process sharing this file for ``seconds``."""
@@ -310,14 +321,18 @@ class SqliteRateLimiter(SlotLimiter):
             now = self._clock()
             day = self.policy.quota_day(now)
             self._check_quota(self._used(day), now)
-            last, paused = self._db.execute(
-                "SELECT last_slot, paused_until FROM pace WHERE id = 1"
+            last, paused, sending = self._db.execute(
+                "SELECT last_slot, paused_until, sending_since FROM pace WHERE id = 1"
             ).fetchone()
             # If the clock stepped back, count the last grant as made now: still paced.
             slot = self.policy.next_slot(now, min(last, now), min(paused, now + 3600.0))
             if slot > now:
                 return slot - now
-            self._db.execute("UPDATE pace SET last_slot = ? WHERE id = 1", (now,))
+            if sending is not None and 0 <= now - sending < SENDING_STUCK_S:
+                return SENDING_POLL_S  # the last one granted has not gone out yet
+            self._db.execute(
+                "UPDATE pace SET last_slot = ?, sending_since = ? WHERE id = 1", (now, now)
+            )
             self._db.execute(
                 "INSERT INTO daily_usage (day, used) VALUES (?, 1) "
                 "ON CONFLICT (day) DO UPDATE SET used = used + 1",

@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any, Final, Protocol
 
-from pipeline.sources.uscis.ratelimit import RatePolicy, Sleep, SlotLimiter
+from pipeline.sources.uscis.ratelimit import (
+    SENDING_POLL_S,
+    SENDING_STUCK_S,
+    RatePolicy,
+    Sleep,
+    SlotLimiter,
+)
 
 ENV_REGISTRY_URL: Final = "TIMELINES_REGISTRY_URL"
 POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
@@ -134,6 +140,7 @@ _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS uscis_pace (id INTEGER PRIMARY KEY CHECK (id = 1),
     last_slot DOUBLE PRECISION NOT NULL, paused_until DOUBLE PRECISION NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS uscis_daily_usage (day DATE PRIMARY KEY, used INTEGER NOT NULL);
+ALTER TABLE uscis_pace ADD COLUMN IF NOT EXISTS sending_since DOUBLE PRECISION;
 INSERT INTO uscis_pace (id, last_slot) VALUES (1, 0) ON CONFLICT (id) DO NOTHING
 """
 _PG_NOW: Final = "extract(epoch FROM clock_timestamp())::double precision"
@@ -172,17 +179,22 @@ class PostgresRateLimiter(SlotLimiter):
     def _try_grant(self) -> float:
         with self._lock, self._db.transaction():
             row = self._db.execute(
-                f"SELECT last_slot, paused_until, {_PG_NOW} FROM uscis_pace WHERE id = 1"
-                " FOR UPDATE"
+                f"SELECT last_slot, paused_until, {_PG_NOW}, sending_since FROM uscis_pace"
+                " WHERE id = 1 FOR UPDATE"
             ).fetchone()
             assert row is not None
             last, paused, now = float(row[0]), float(row[1]), float(row[2])
+            sending = None if row[3] is None else float(row[3])
             day = self.policy.quota_day(now)
             self._check_quota(self._used(day), now)
             slot = self.policy.next_slot(now, min(last, now), min(paused, now + 3600.0))
             if slot > now:
                 return slot - now
-            self._db.execute("UPDATE uscis_pace SET last_slot = %s WHERE id = 1", (now,))
+            if sending is not None and 0 <= now - sending < SENDING_STUCK_S:
+                return SENDING_POLL_S  # the last one granted, anywhere, has not gone out yet
+            self._db.execute(
+                "UPDATE uscis_pace SET last_slot = %s, sending_since = %s WHERE id = 1", (now, now)
+            )
             self._db.execute(
                 "INSERT INTO uscis_daily_usage (day, used) VALUES (%s, 1)"
                 " ON CONFLICT (day) DO UPDATE SET used = uscis_daily_usage.used + 1",
@@ -200,7 +212,8 @@ class PostgresRateLimiter(SlotLimiter):
         """Move the shared last grant to Postgres's now: the request went out just now."""
         with self._lock:
             self._db.execute(
-                f"UPDATE uscis_pace SET last_slot = greatest(last_slot, {_PG_NOW}) WHERE id = 1"
+                f"UPDATE uscis_pace SET last_slot = greatest(last_slot, {_PG_NOW}),"
+                " sending_since = NULL WHERE id = 1"
             )
 
     def record_retry_after(self, seconds: float) -> None:
