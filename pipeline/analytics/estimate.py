@@ -16,7 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.analytics.survival import kaplan_meier, remaining_time
+from pipeline.analytics.remaining import remaining_time
+from pipeline.analytics.survival import kaplan_meier
 from pipeline.stages import STAGES, stage_of
 
 HORIZONS: tuple[int, ...] = (30, 60, 90)

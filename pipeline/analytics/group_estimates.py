@@ -1,4 +1,4 @@
-"""Vectorized counterparts of `survival.summarize` and `survival.proportion_ci`, many groups at once.
+"""Vectorized counterparts of `survival.summarize` and `competing.proportion_ci`, many groups at once.
 
 A refresh summarizes thousands of groups (form x office x filing month, twice over for the
 intake and the current office); one Python call per group would dominate its run time.
@@ -69,7 +69,7 @@ def wilson_exprs(
 ) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """Return expressions for (share, low, high) of the Wilson interval, null when n is 0.
 
-    The same interval as `survival.proportion_ci`, whose docstring says why Wilson.
+    The same interval as `competing.proportion_ci`, whose docstring says why Wilson.
     """
     z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
     k = successes.cast(pl.Float64)

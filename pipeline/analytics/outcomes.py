@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from pipeline.analytics.survival import CumulativeIncidence, cumulative_incidence
+from pipeline.analytics.competing import CumulativeIncidence, cumulative_incidence
 
 CURVE_DAYS: tuple[int, ...] = (
     30, 60, 90, 120, 150, 180, 240, 300, 365, 450, 540, 630, 730, 910, 1095, 1460,

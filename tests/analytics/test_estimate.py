@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
 from pipeline.analytics.estimate import estimate_case, normalize_stage
-from pipeline.analytics.survival import kaplan_meier, remaining_time
+from pipeline.analytics.remaining import remaining_time
+from pipeline.analytics.survival import kaplan_meier
 from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from tests.support.analytics_data import Case, store_cases

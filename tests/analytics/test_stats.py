@@ -14,8 +14,9 @@ import pytest
 from lifelines import KaplanMeierFitter
 from typer.testing import CliRunner
 
+from pipeline.analytics.competing import cumulative_incidence, proportion_ci
 from pipeline.analytics.group_estimates import summarize_by_group, wilson_exprs
-from pipeline.analytics.survival import cumulative_incidence, proportion_ci, summarize
+from pipeline.analytics.survival import summarize
 from pipeline.analytics.trends import PENDING_AT_MONTH_END_SQL
 from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
