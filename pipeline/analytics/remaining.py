@@ -47,15 +47,12 @@ def _condition_on_waiting(km: KaplanMeier, waited_days: float) -> KaplanMeier:
     It is S(w + r) / S(w): the Kaplan–Meier factors after w only, so its Greenwood sum runs over
     those steps alone (the Greenwood variance of the ratio), and it equals kaplan_meier() on the
     cases with duration > w, shifted by w (entries before w moved to 0). With delayed entry the
-    cases pending at w are those already under observation then; cases that come under
-    observation later join the risk sets from their entry day, as in the full curve.
+    cases pending at w are those under observation by then; cases that come under observation
+    later join the risk sets after their entry day, as in the full curve.
     """
     after = km.timeline > waited_days
-    if after.any():
-        first = int(np.flatnonzero(after)[0])
-        n_pending = int(km.at_risk[first] - km.entered[first])
-    else:
-        n_pending = 0
+    # at the first time after w: entered by w (at risk only after entry) and not yet left
+    n_pending = int(km.at_risk[after][0]) if after.any() else 0
     return _km_from_counts(
         np.concatenate(([0.0], km.timeline[after] - waited_days)),
         np.concatenate(([n_pending], km.at_risk[after])).astype(np.int64),

@@ -36,9 +36,9 @@ class KaplanMeier:
     """Kaplan–Meier curve S(t) = P(still pending after t days), with its bands.
 
     Row i is time timeline[i]: 0 first, then each distinct duration or entry day. at_risk counts
-    the cases under observation at t: entered on or before t, with duration >= t. On a tie,
-    decisions come before pendings, so a case last seen on the day others were decided is in
-    their risk set, and a case that came under observation on a day is at risk that day
+    the cases under observation at t: entered before t (or on day 0), with duration >= t. On a
+    tie, decisions come before pendings, so a case last seen on the day others were decided is
+    in their risk set; a case that came under observation on day e is at risk after e
     (lifelines' conventions). `entered` counts the cases coming under observation at each time
     (all at 0 without delayed entry). ci_low/ci_high are the pointwise log(-log) bands at
     level 1 - alpha.
@@ -179,16 +179,22 @@ def _count_table(
 ) -> tuple[FloatArray, IntArray, IntArray, IntArray, IntArray]:
     """Return distinct times (0 first), at risk, decided, censored and entering at each.
 
-    At risk at t: the cases entered on or before t minus those whose duration is before t, so
-    decisions at t come before censorings at t and entries at t count (lifelines' table).
+    At risk at t: the cases that entered before t (on day 0 for t = 0) whose duration is t or
+    more, so decisions at t come before censorings at t and a case first seen on day e is at
+    risk from the next time on (lifelines' convention). A case first seen on the day it left
+    (entry = duration > 0) was never watched while waiting: it adds nothing to the curve.
     """
-    starts = np.zeros_like(durations) if entry is None else entry
-    times = np.unique(np.concatenate(([0.0], durations, starts)))
+    if entry is None:
+        entry = np.zeros_like(durations)
+    watched = (entry < durations) | (entry == 0)
+    durations, flags, entry = durations[watched], flags[watched], entry[watched]
+    times = np.unique(np.concatenate(([0.0], durations, entry)))
     slot = np.searchsorted(times, durations)
     removed = np.bincount(slot, minlength=times.size).astype(np.int64)
     events = np.bincount(slot, weights=flags, minlength=times.size).astype(np.int64)
-    entered = np.bincount(np.searchsorted(times, starts), minlength=times.size).astype(np.int64)
-    at_risk = np.cumsum(entered) - (np.cumsum(removed) - removed)
+    entered = np.bincount(np.searchsorted(times, entry), minlength=times.size).astype(np.int64)
+    before = np.concatenate(([entered[0]], np.cumsum(entered)[:-1]))
+    at_risk = before - (np.cumsum(removed) - removed)
     return times.astype(np.float64), at_risk, events, removed - events, entered
 
 
@@ -300,6 +306,8 @@ def kaplan_meier_by_group(
         cases = cases.with_columns(pl.lit(0).alias("_all"))
     _check_group_frame(cases, duration_col, observed_col, entry_col)
 
+    # A case first seen on the day it left (entry = duration > 0) was never watched waiting.
+    cases = cases.filter((pl.col("_entry") < pl.col("time")) | (pl.col("_entry") == 0))
     zero = pl.lit(0, dtype=pl.Int64)
     removals = cases.group_by([*keys, "time"]).agg(
         pl.len().cast(pl.Int64).alias("_removed"),
@@ -320,8 +328,10 @@ def kaplan_meier_by_group(
         .agg(pl.col("_removed").sum(), pl.col("events").sum(), pl.col("_entered").sum())
         .sort([*keys, "time"], nulls_last=True)
     )
+    # entered before t (entries on day 0 count at 0), minus removed before t
     n_at_risk = (
         pl.col("_entered").cum_sum().over(keys)
+        - pl.when(pl.col("time") > 0).then(pl.col("_entered")).otherwise(0)
         - pl.col("_removed").cum_sum().over(keys)
         + pl.col("_removed")
     )
