@@ -83,6 +83,9 @@ def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -
         last_modified=case.last_modified,
         synthetic=case.synthetic,
         events=sorted(set(case.events), key=lambda e: event_order(e.event_date, e.stage)),
+        category=case.category,
+        tracked_since=case.tracked_since,
+        last_checked=case.last_checked,
     )
 
 

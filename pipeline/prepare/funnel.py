@@ -66,6 +66,8 @@ def attempt_of(record: CaseRecord) -> dict[str, object]:
         "intake_office": record.intake_office,
         "current_office": record.current_office,
         "received_date": _iso(record.received_date),
+        "category": record.category,
+        "processing": record.processing,
         "events": [
             {"date": e.event_date.isoformat(), "stage": e.stage, "title": e.title}
             for e in record.events

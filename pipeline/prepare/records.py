@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
+from pipeline.parse.categories import all_categories, eligibility_code
 from pipeline.parse.typed_form import TypedTimeline
 from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
 from pipeline.prepare.validate import EARLIEST
@@ -152,6 +153,9 @@ def record_to_json(record: CaseRecord) -> dict[str, object]:
         "last_modified": _iso(record.last_modified),
         "synthetic": record.synthetic,
         "events": [[e.event_date.isoformat(), e.stage, e.title] for e in record.events],
+        "category": record.category,
+        "tracked_since": _iso(record.tracked_since),
+        "last_checked": _iso(record.last_checked),
     }
 
 
@@ -163,6 +167,8 @@ def attempt_to_json(record: CaseRecord) -> dict[str, object]:
         "current_office": record.current_office,
         "fiscal_year": record.fiscal_year,
         "received_date": _iso(record.received_date),
+        "category": record.category,
+        "processing": record.processing,
         "events": [{"date": e.event_date.isoformat(), "stage": e.stage} for e in record.events],
     }
 
@@ -238,4 +244,14 @@ def record_from_json(data: object) -> CaseRecord:
         last_modified=_stamp(data.get("last_modified"), "last_modified", optional=True),
         synthetic=data.get("synthetic") is True,
         events=sorted(set(events), key=lambda e: event_order(e.event_date, e.stage)),
+        category=_category(data.get("category")),
+        tracked_since=_day(data.get("tracked_since"), "tracked_since", optional=True),
+        last_checked=_day(data.get("last_checked"), "last_checked", optional=True),
     )
+
+
+def _category(value: object) -> str | None:
+    text = _text(value, "category", optional=True)
+    if text is not None and text not in all_categories() and eligibility_code(text) != text:
+        raise RecordError("category is not valid")
+    return text

@@ -93,11 +93,8 @@ def store_chunk(
     rejections = [*chunk.rejections, *(
         Rejection(
             origin=chunk.origins.get(row["case_id"], "input"),
-            reasons=(
-                f"this case is already stored as {row['stored_form']} but this history says "
-                f"{row['incoming_form']}; one of them is wrong, so neither is changed",
-            ),
-            fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}",
+            reasons=(_conflict_reason(row),),
+            fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}:{row['incoming_category']}",
             case_id=row["case_id"],
         )
         for row in conflicts.iter_rows(named=True)
@@ -129,13 +126,19 @@ _UPSERT_CASES = """
 INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
-       observed_at AS last_seen, last_modified, synthetic
+       observed_at AS last_seen, last_modified, synthetic,
+       category, processing, tracked_since, last_checked
 FROM incoming_cases
 ON CONFLICT (case_id) DO UPDATE SET
     current_office = coalesce(excluded.current_office, cases.current_office),
     fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
     received_date = least(cases.received_date, excluded.received_date),
-    premium = coalesce(excluded.premium, cases.premium),
+    premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
+    processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
+    category = coalesce(cases.category, excluded.category),
+    tracked_since = CASE WHEN cases.tracked_since IS NULL OR excluded.tracked_since IS NULL
+                         THEN NULL ELSE least(cases.tracked_since, excluded.tracked_since) END,
+    last_checked = greatest(cases.last_checked, excluded.last_checked),
     sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
     first_seen = least(cases.first_seen, excluded.first_seen),
     last_seen = greatest(cases.last_seen, excluded.last_seen),
@@ -156,12 +159,25 @@ def _conflicting_form_types(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame)
     try:
         return query_frame(
             con,
-            "SELECT i.case_id, c.form_type AS stored_form, i.form_type AS incoming_form"
+            "SELECT i.case_id, c.form_type AS stored_form, i.form_type AS incoming_form,"
+            " c.category AS stored_category, i.category AS incoming_category"
             " FROM incoming_cases i JOIN cases c USING (case_id)"
-            " WHERE c.form_type <> i.form_type",
+            " WHERE c.form_type <> i.form_type OR c.category <> i.category",
         )
     finally:
         con.unregister("incoming_cases")
+
+
+def _conflict_reason(row: dict[str, object]) -> str:
+    if row["stored_form"] != row["incoming_form"]:
+        return (
+            f"this case is already stored as {row['stored_form']} but this history says "
+            f"{row['incoming_form']}; one of them is wrong, so neither is changed"
+        )
+    return (
+        f"this case is already stored in category {row['stored_category']} but this history says "
+        f"{row['incoming_category']}; one of them is wrong, so neither is changed"
+    )
 
 
 def _table_sizes(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:

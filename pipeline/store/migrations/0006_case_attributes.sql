@@ -1,0 +1,15 @@
+-- Issue 11: case attributes the estimators group and truncate by (docs/data-model.md).
+--   category       canonical per-form category code (pipeline/parse/categories.py), NULL = not given
+--   processing     'regular' | 'premium'; premium only when an input said so (never NULL)
+--   tracked_since  the day the case came under observation while pending (delayed entry);
+--                  NULL = observed from the receipt date (no delayed entry)
+--   last_checked   the day the case's status was last known; pending cases are censored here
+-- Merge rule (pipeline/prepare/merge.py, store/load.py): category first non-NULL (a conflict is
+-- refused), processing premium if any input said premium, tracked_since the earliest (NULL, from
+-- the receipt, is earliest), last_checked the latest.
+ALTER TABLE cases ADD COLUMN category VARCHAR;
+ALTER TABLE cases ADD COLUMN processing VARCHAR DEFAULT 'regular';
+ALTER TABLE cases ADD COLUMN tracked_since DATE;
+ALTER TABLE cases ADD COLUMN last_checked DATE;
+UPDATE cases SET processing = CASE WHEN premium THEN 'premium' ELSE 'regular' END,
+                 last_checked = CAST(last_seen AS DATE);
