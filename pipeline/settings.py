@@ -16,6 +16,8 @@ class Settings:
 
     home: Path
     min_group_size: int = 10
+    # A pending case not seen for this many days before the data ends is counted stale.
+    stale_after_days: int = 180
 
     @property
     def database_path(self) -> Path:
@@ -54,7 +56,7 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from the environment (TIMELINES_HOME, TIMELINES_MIN_GROUP_SIZE)."""
+    """Read settings from the environment (TIMELINES_HOME, _MIN_GROUP_SIZE, _STALE_AFTER_DAYS)."""
     env = os.environ if env is None else env
     home = Path(env.get("TIMELINES_HOME") or DEFAULT_HOME).expanduser()
     raw_k = env.get("TIMELINES_MIN_GROUP_SIZE", "10")
@@ -66,4 +68,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ) from exc
     if k < 1:
         raise ValueError(f"TIMELINES_MIN_GROUP_SIZE must be at least 1, got {k}")
-    return Settings(home=home, min_group_size=k)
+    raw_stale = env.get("TIMELINES_STALE_AFTER_DAYS", "180")
+    try:
+        stale = int(raw_stale)
+    except ValueError as exc:
+        raise ValueError(
+            f"TIMELINES_STALE_AFTER_DAYS must be a whole number of days, got {raw_stale!r}"
+        ) from exc
+    if stale < 1:
+        raise ValueError(f"TIMELINES_STALE_AFTER_DAYS must be at least 1, got {stale}")
+    return Settings(home=home, min_group_size=k, stale_after_days=stale)

@@ -116,20 +116,28 @@ def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
 @app.command()
 def stats(
     form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
-    office: Annotated[str | None, typer.Option("--office", help="Office code, e.g. NSC.")] = None,
+    office: Annotated[str | None, typer.Option(
+        "--office", help="Office code or name, e.g. NSC, SSC, Dallas.")] = None,
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     by: Annotated[str, typer.Option(
         "--by", help="office (form x office), cohort (form x office x filing month), "
-                     "form (all offices) or form-cohort (form x filing month).")] = "office",
+                     "form (all offices), form-cohort (form x filing month), category "
+                     "(form x office x category) or form-category.")] = "office",
     office_basis: Annotated[str, typer.Option(
         "--office-basis", help="intake (office of the receipt) or current (office holding "
                                "the case now, where known).")] = "intake",
+    processing: Annotated[str | None, typer.Option(
+        "--processing", help="regular, premium, or any (both pooled). Default: a regular "
+                             "and a premium row per group, never pooled.")] = None,
+    category: Annotated[str | None, typer.Option(
+        "--category", help="One category, e.g. EB-2, E21, NIW, (c)(9); 'unknown' for cases "
+                           "that give none. Default: categories pooled.")] = None,
 ) -> None:
-    """Show processing-time statistics per form type and office (or filing month)."""
+    """Show processing-time statistics per form type, office and processing type."""
     from pipeline.parse.fields import normalize_form_type
+    from pipeline.parse.offices import office_code
     from pipeline.publish.reader import NoSnapshotError, current_snapshot
-    from pipeline.publish.stats_view import StaleSnapshotError, stats_rows
-    from pipeline.receipts import office_of
+    from pipeline.publish.stats_view import StaleSnapshotError, stale_notice, stats_rows
 
     if output not in {"table", "json"}:
         raise CliError(f"--format must be table or json, not {output!r}")
@@ -138,19 +146,42 @@ def stats(
         wanted = normalize_form_type(form) if form else None
     except ValueError as error:
         raise CliError(str(error)) from error
-    code = office_of(office) if office else None
+    code = office_code(office) if office else None
     if office and code is None:
-        raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
+        raise CliError(f"unknown office {office!r}: use a service center (NSC, TSC, VSC, CSC, "
+                       "NBC, PSC, ELIS, or the old SSC, ESC, WSC, MSC, YSC), a receipt prefix "
+                       "or a field office code or city (DAL, Dallas)")
+    wanted_category = _category_option(wanted, category)
     try:
         snapshot = current_snapshot(cfg.published_dir)
         rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis,
-                          min_group_size=cfg.min_group_size)
+                          min_group_size=cfg.min_group_size, processing=processing,
+                          category=wanted_category)
     except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
         raise CliError(str(error)) from error
     if output == "json":
         echo_json(rows)
         return
     _print_stats_table(rows, snapshot.is_synthetic, cfg.min_group_size)
+    notice = stale_notice(rows, cfg.stale_after_days)
+    if notice:
+        typer.echo(f"note: {notice}")
+
+
+def _category_option(form: str | None, raw: str | None) -> str | None:
+    """Read --category as people write it (EB2, E21, c8), for the form when one is given."""
+    if raw is None:
+        return None
+    from pipeline.parse.categories import read_category
+
+    if raw.strip().lower() == "unknown":
+        return "unknown"
+    try:
+        return read_category(form, raw) or raw.strip()
+    except ValueError as error:
+        if form is None:
+            return raw.strip()
+        raise CliError(str(error)) from error
 
 
 def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> None:
@@ -164,11 +195,15 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
     if synthetic:
         title += "\nSYNTHETIC SAMPLE DATA - not real USCIS cases"
     with_cohort = "cohort" in rows[0]
-    columns = ["form", "office", *(["filed"] if with_cohort else []), "cases", "decided",
+    with_category = any(row["category"] != "all categories" for row in rows)
+    columns = ["form", "office", *(["filed"] if with_cohort else []),
+               *(["category"] if with_category else []), "processing", "cases", "decided",
                "pending", "median (95% CI)", "80th pct (95% CI)", "90th pct", "approved"]
-    table = Table(title=title, caption="'not yet' = too few cases decided so far to reach it")
+    table = Table(title=title, caption="'not yet' = too few cases decided so far to reach it; "
+                                        "regular and premium processing are separate rows")
     for column in columns:
-        table.add_column(column, justify="left" if column in {"form", "office", "filed"} else "right")
+        table.add_column(column, justify="left" if column in {
+            "form", "office", "filed", "category", "processing"} else "right")
 
     def days(value: object) -> str:
         return "not yet" if value is None else f"{float(str(value)):.0f}"
@@ -180,7 +215,9 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
         return text
 
     for row in rows:
-        keys = [row["form_type"], row["office"] or "all", *([row["cohort"]] if with_cohort else [])]
+        keys = [row["form_type"], row["office"] or "all",
+                *([row["cohort"]] if with_cohort else []),
+                *([row["category"]] if with_category else []), row["processing"]]
         if row["suppressed"]:
             table.add_row(*keys, f"< {k}", "", "", "too few cases to publish", "", "", "")
             continue

@@ -31,11 +31,13 @@ def summarize_by_group(
     duration_col: str = "duration_days",
     observed_col: str = "decided",
     alpha: float = 0.05,
+    entry_col: str | None = None,
 ) -> pl.DataFrame:
     """Return `summarize` for every group: counts, KM quantiles with intervals, naive median.
 
     Columns: the group columns, then SUMMARY_COLUMNS (n_cases for summarize's n). A quantile
-    the curve (or a band) never reaches is null, as summarize's None.
+    the curve (or a band) never reaches is null, as summarize's None. `entry_col` gives each
+    case's entry day (delayed entry), as summarize's entry.
     """
     if not group_cols:
         raise ValueError("summarize_by_group needs at least one group column")
@@ -50,7 +52,7 @@ def summarize_by_group(
         return counts.with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(c) for c in SUMMARY_COLUMNS[3:-1]]
         ).select(*keys, *SUMMARY_COLUMNS)
-    curves = kaplan_meier_by_group(frame, keys, duration_col, observed_col, alpha)
+    curves = kaplan_meier_by_group(frame, keys, duration_col, observed_col, alpha, entry_col)
     first_time: list[pl.Expr] = []
     for name, q in QUANTILES:
         level = 1.0 - q + _LEVEL_TOLERANCE
