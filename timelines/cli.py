@@ -9,7 +9,6 @@ server, Prefect starts a temporary one (about 20 s).
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, child_environment, default_variable
 from timelines.app import CliError, PrefectOption, app, echo_json, settings, use_prefect
 
 
@@ -105,8 +104,7 @@ def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
 
         result = refresh_flow()
     else:
-        result = refresh_job.refresh(cfg)
-        refresh_job.publish(cfg)
+        result = refresh_job.refresh_and_publish(cfg)
     typer.echo(
         f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
         f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
@@ -241,7 +239,7 @@ def dashboard_command(cfg: Settings, port: int) -> list[str]:
 def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501) -> None:
     """Serve the dashboard on http://localhost:PORT (reads published snapshots only)."""
     cfg = settings()
-    env = os.environ | {"TIMELINES_HOME": str(cfg.home.resolve())}
+    env = child_environment(cfg)
     typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(dashboard_command(cfg, port), env=env, check=False)
@@ -286,7 +284,7 @@ def main() -> None:
     from pipeline.store.db import DatabaseBusyError
 
     # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    default_variable("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     _register_commands()
     try:
         app(standalone_mode=True)

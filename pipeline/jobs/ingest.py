@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.jobs.refresh import publish
-from pipeline.prepare.anonymize import PseudonymKey, load_key
+from pipeline.prepare.anonymize import PseudonymKey, key_of
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
 from pipeline.settings import Settings
 from pipeline.sources.files import RawDocument, discover_files, read_documents
@@ -74,7 +74,7 @@ def ingest_documents(
 ) -> LoadResult:
     """Store documents from any source in one transaction: all of them, or none if one fails."""
     settings.ensure_home()
-    key = load_key(settings.key_path)
+    key = key_of(settings)
     started = datetime.now()
     with open_store(settings.database_path) as con:
         run_id = next_run_id(con)

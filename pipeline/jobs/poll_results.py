@@ -37,7 +37,7 @@ from pipeline.sources.uscis.registry import (
     registry_path,
 )
 from pipeline.stages import TERMINAL_STAGES, event_order
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 from pipeline.store.load import LoadResult, next_run_id, record_failed_run, record_run, store_chunk
 
 if TYPE_CHECKING:
@@ -174,19 +174,17 @@ def store_poll(
         chunk = _only_cases(prepared.chunk, kept)
         run_id = next_run_id(con)
         result = LoadResult(run_id)
-        con.execute("BEGIN TRANSACTION")
         try:
-            new_by_case = _new_events_by_case(con, chunk.events)
-            store_chunk(con, chunk, run_id, result)
-            record_observations(
-                con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
-            )
-            _insert_outcomes(con, run_id, outcomes.values(), new_by_case)
-            _add_traffic(con, api, progress.traffic)
-            record_run(con, run_id, FLOW_NAME, started_at, result, message=message)
-            con.execute("COMMIT")
+            with transaction(con):
+                new_by_case = _new_events_by_case(con, chunk.events)
+                store_chunk(con, chunk, run_id, result)
+                record_observations(
+                    con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
+                )
+                _insert_outcomes(con, run_id, outcomes.values(), new_by_case)
+                _add_traffic(con, api, progress.traffic)
+                record_run(con, run_id, FLOW_NAME, started_at, result, message=message)
         except BaseException as error:
-            con.execute("ROLLBACK")
             record_failed_run(con, run_id, FLOW_NAME, started_at, f"{type(error).__name__}: {error}")
             raise
     return StoredPoll(

@@ -18,13 +18,14 @@ from pipeline.parse.myuscis import myuscis_kind, parse_myuscis
 from pipeline.parse.simplified import looks_like_simplified, parse_simplified
 from pipeline.stages import GENERIC_TITLES, event_order
 
-__all__ = ["ParseError", "merge_cases", "parse_document", "register_shape"]
+__all__ = ["ParseError", "merge_cases", "parse_document"]
 
-# Extra shapes (simplified JSON, public page JSON, ...) register a recogniser and a parser.
-_EXTRA_SHAPES: list[tuple[Callable[[object], bool], Callable[[object], list[ParsedCase]]]] = [
+# Shapes recognised after the official and myUSCIS ones: (recogniser, parser). A new input
+# shape is a module of this package plus one line here (docs/architecture.md).
+_EXTRA_SHAPES: tuple[tuple[Callable[[object], bool], Callable[[object], list[ParsedCase]]], ...] = (
     (looks_like_simplified, parse_simplified),
     (looks_like_egov_csol, parse_egov_csol),
-]
+)
 
 KNOWN_SHAPES_HELP = (
     "expected one of: an official Case Status API answer ({\"case_status\": ...}), "
@@ -34,12 +35,6 @@ KNOWN_SHAPES_HELP = (
     "page's {\"CaseStatusResponse\": ...} answer"
 )
 
-
-def register_shape(
-    recognise: Callable[[object], bool], parse: Callable[[object], list[ParsedCase]]
-) -> None:
-    """Teach parse_document another input shape."""
-    _EXTRA_SHAPES.append((recognise, parse))
 
 
 def parse_document(document: object) -> list[ParsedCase]:
