@@ -99,8 +99,11 @@ class CaseRecord:
 
     @property
     def checked_on(self) -> date:
-        """The day the case was last seen: its own last_checked, else the observation day."""
-        return self.last_checked or self.observed_at.date()
+        """The day the case was last seen: its own last_checked, else the observation day;
+        never before its latest event (a case with a status on day X was seen on day X)."""
+        seen = self.last_checked or self.observed_at.date()
+        latest = max((e.event_date for e in self.events), default=seen)
+        return max(seen, latest)
 
 
 @dataclass(frozen=True, slots=True)

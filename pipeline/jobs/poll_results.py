@@ -22,6 +22,7 @@ from pipeline.model import ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
 from pipeline.prepare.anonymize import PseudonymKey, pseudonymize
 from pipeline.prepare.funnel import PreparedChunk, anonymize_cases, validate_records
+from pipeline.prepare.merge import merge_parsed, observed_by_poll
 from pipeline.receipts import InvalidReceiptError
 from pipeline.settings import Settings
 from pipeline.sources.files import fingerprint, scrub
@@ -98,7 +99,7 @@ def prepare_answers(
             )
             outcomes[receipt] = PollOutcome(case_id, answer.fetched_at, ERROR, 200, reason)
             continue
-        case.observed_at = answer.fetched_at
+        observed_by_poll(case, answer.fetched_at)
         case.synthetic = case.synthetic or synthetic
         parsed.append((ORIGIN, case))
         events = sorted(case.events, key=lambda e: event_order(e.event_date, e.stage))
@@ -137,7 +138,7 @@ def prepare_answers(
 
 
 def _parse_answer(receipt: str, body: dict[str, Any]) -> ParsedCase:
-    cases = parse_document(body)
+    cases = merge_parsed(parse_document(body))
     if len(cases) != 1 or cases[0].receipt_number != receipt:
         raise ParseError("the answer is about a different receipt number than the one asked for")
     return cases[0]

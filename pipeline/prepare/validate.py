@@ -121,6 +121,13 @@ def case_schema(today: date) -> pa.DataFrameSchema:
                 name="checked_before_receipt",
                 error="the last-checked date is before USCIS received the case",
             ),
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("tracked_since") <= pl.col("last_checked")).fill_null(True)
+                ),
+                name="tracked_after_checked",
+                error="the tracked-since date is after the last-checked date",
+            ),
         ],
         strict=True,
     )

@@ -30,6 +30,12 @@ class LoadResult:
     n_new_cases: int = 0
     n_new_events: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # table rows (CSV/TSV): rows_read == rows_stored + rows_quarantined + rows_refused
+    rows_read: int = 0
+    rows_stored: int = 0
+    rows_quarantined: int = 0
+    rows_refused: int = 0
+    rows_blank: int = 0
 
     @property
     def n_rejected(self) -> int:
@@ -120,6 +126,19 @@ def store_chunk(
     result.n_read += chunk.n_documents
     result.n_stored += cases.height
     result.rejections.extend(rejections)
+    if chunk.rows_per_case is not None:
+        _count_rows(result, chunk, set(cases["case_id"].to_list()))
+
+
+def _count_rows(result: LoadResult, chunk: PreparedChunk, stored: set[str]) -> None:
+    """Say what became of each table row: stored, quarantined (its case failed) or refused."""
+    assert chunk.rows_per_case is not None
+    rows_stored = sum(n for case_id, n in chunk.rows_per_case.items() if case_id in stored)
+    result.rows_read += chunk.n_documents
+    result.rows_blank += chunk.n_blank_rows
+    result.rows_refused += chunk.n_refused_rows
+    result.rows_stored += rows_stored
+    result.rows_quarantined += chunk.n_documents - chunk.n_refused_rows - rows_stored
 
 
 _UPSERT_CASES = """
@@ -136,8 +155,7 @@ ON CONFLICT (case_id) DO UPDATE SET
     premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
     processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
     category = coalesce(cases.category, excluded.category),
-    tracked_since = CASE WHEN cases.tracked_since IS NULL OR excluded.tracked_since IS NULL
-                         THEN NULL ELSE least(cases.tracked_since, excluded.tracked_since) END,
+    tracked_since = least(cases.tracked_since, excluded.tracked_since),
     last_checked = greatest(cases.last_checked, excluded.last_checked),
     sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
     first_seen = least(cases.first_seen, excluded.first_seen),

@@ -5,8 +5,8 @@
 --                  NULL = observed from the receipt date (no delayed entry)
 --   last_checked   the day the case's status was last known; pending cases are censored here
 -- Merge rule (pipeline/prepare/merge.py, store/load.py): category first non-NULL (a conflict is
--- refused), processing premium if any input said premium, tracked_since the earliest (NULL, from
--- the receipt, is earliest), last_checked the latest.
+-- refused), processing premium if any input said premium, tracked_since the earliest date given
+-- (NULL only when no input gives one), last_checked the latest.
 ALTER TABLE cases ADD COLUMN category VARCHAR;
 ALTER TABLE cases ADD COLUMN processing VARCHAR DEFAULT 'regular';
 ALTER TABLE cases ADD COLUMN tracked_since DATE;
