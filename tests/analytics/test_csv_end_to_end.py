@@ -46,8 +46,8 @@ def _write_sheet(path: Path, n: int, seed: int) -> list[dict[str, object]]:
         for _ in range(n):
             premium = rng.random() < 0.2
             received = date(2011, 6, 1) + timedelta(days=int(rng.integers(0, 1000)))
-            wait = int(rng.integers(5, 16)) if premium else int(math.ceil(
-                rng.lognormal(math.log(200), 0.5)))
+            wait = int(rng.integers(5, 16)) if premium else math.ceil(
+                rng.lognormal(math.log(200), 0.5))
             checked = None
             if rng.random() < 0.25:  # the row's own last-checked date, before --as-of
                 checked = received + timedelta(days=int(rng.integers(1, (AS_OF - received).days)))
