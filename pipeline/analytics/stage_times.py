@@ -76,20 +76,23 @@ def stage_statistics(
     """
     if stage_durations.height == 0:
         return pl.DataFrame(schema=_SCHEMA)
-    cases = pl.concat([
-        stage_durations,
-        stage_durations.with_columns(pl.lit("any").alias("processing")),
-    ])
     keys = ["segment", "form_type", "intake_office", "processing"]
-    stale = cases.group_by(keys).agg(pl.col("stale").sum().cast(pl.Int32).alias("n_stale"))
-    by_office = summarize_by_group(cases, keys, entry_col="entry_days").join(
-        stale, on=keys, nulls_equal=True
-    ).rename({"intake_office": "office"})
-    everyone = cases.with_columns(pl.lit(None, dtype=pl.String).alias("intake_office"))
-    stale_all = everyone.group_by(keys).agg(pl.col("stale").sum().cast(pl.Int32).alias("n_stale"))
-    all_offices = summarize_by_group(everyone, keys, entry_col="entry_days").join(
-        stale_all, on=keys, nulls_equal=True
-    ).rename({"intake_office": "office"})
+    pool = ("processing", "any")
+    any_processing = pl.lit("any").alias("processing")
+
+    def n_stale(cases: pl.DataFrame) -> pl.DataFrame:
+        stale = pl.col("stale").sum().cast(pl.Int32).alias("n_stale")
+        return pl.concat([cases.group_by(keys).agg(stale),
+                          cases.with_columns(any_processing).group_by(keys).agg(stale)])
+
+    everyone = stage_durations.with_columns(pl.lit(None, dtype=pl.String).alias("intake_office"))
+    parts = [
+        summarize_by_group(cases, keys, entry_col="entry_days", pool=pool)
+        .join(n_stale(cases), on=keys, nulls_equal=True)
+        .rename({"intake_office": "office"})
+        for cases in (stage_durations, everyone)
+    ]
+    by_office, all_offices = parts
     figures = list(SUMMARY_COLUMNS[3:])
     table = (
         pl.concat([by_office, all_offices.select(by_office.columns)])

@@ -139,31 +139,26 @@ class RefreshResult:
     n_stale: int = 0
 
 
-def with_any_processing(durations: pl.DataFrame) -> pl.DataFrame:
-    """Return the cases twice: once under their own processing type, once under 'any'."""
-    if "processing" not in durations.columns:
-        raise ValueError("the durations have no processing column: run `timelines refresh`")
-    return pl.concat([durations, durations.with_columns(pl.lit("any").alias("processing"))])
-
-
 def group_statistics(
-    durations: pl.DataFrame, group_cols: list[str], min_group_size: int, computed_at: datetime
+    durations: pl.DataFrame, group_cols: list[str], min_group_size: int, computed_at: datetime,
+    pool: tuple[str, str] | None = None,
 ) -> pl.DataFrame:
     """One row of Kaplan-Meier figures and outcome shares per group; small groups suppressed.
 
     A group with fewer than min_group_size cases keeps its counts (the database is private)
     but gets no figures; publishing and the CLI blank the counts as well. Cases are at risk
     from their `entry_days` (delayed entry) where the frame has that column; `n_stale` counts
-    the pending cases flagged `stale` (0 without that column).
+    the pending cases flagged `stale` (0 without that column). `pool` = (group column,
+    label) adds the groups pooled over that column, e.g. ('processing', 'any').
     """
     schema = {c: durations.schema[c] for c in group_cols} | _STAT_SCHEMA
     if durations.height == 0:
         return pl.DataFrame(schema=schema)
     entry = "entry_days" if "entry_days" in durations.columns else None
-    summary = summarize_by_group(durations, group_cols, entry_col=entry)
+    summary = summarize_by_group(durations, group_cols, entry_col=entry, pool=pool)
     decided = pl.col("decided")
     stale = pl.col("stale").sum() if "stale" in durations.columns else pl.lit(0)
-    shares = durations.group_by(group_cols).agg(
+    aggregates = (
         (decided & (pl.col("outcome") == "approved")).sum().alias("_approved"),
         (decided & (pl.col("outcome") == "denied")).sum().alias("_denied"),
         pl.col("had_rfe").sum().alias("_rfe"),
@@ -171,6 +166,12 @@ def group_statistics(
         pl.col("synthetic").cast(pl.Float64).mean().alias("synthetic_share"),
         stale.cast(pl.Int32).alias("n_stale"),
     )
+    shares = durations.group_by(group_cols).agg(*aggregates)
+    if pool is not None:
+        pooled = durations.with_columns(
+            pl.lit(pool[1]).cast(durations.schema[pool[0]]).alias(pool[0])
+        )
+        shares = pl.concat([shares, pooled.group_by(group_cols).agg(*aggregates)])
     n_all, n_decided = pl.col("n_cases"), pl.col("n_decided")
     table = summary.join(shares, on=group_cols, nulls_equal=True).with_columns(
         *wilson_exprs(pl.col("_approved"), n_decided, "approval"),
@@ -195,7 +196,9 @@ def grouped_statistics(
     pools categories (category NULL) unless its grouping is by category, where cases with no
     category form the group 'unknown'.
     """
-    cases = with_any_processing(durations)
+    if "processing" not in durations.columns:
+        raise ValueError("the durations have no processing column: run `timelines refresh`")
+    cases = durations
     parts: list[pl.DataFrame] = []
     for grouping, (by_office, by_cohort, by_category) in GROUPINGS.items():
         bases = OFFICE_BASES if by_office else {"all": None}
@@ -207,7 +210,8 @@ def grouped_statistics(
             keys = ["form_type", *([office_col] if office_col else []),
                     *(["received_month"] if by_cohort else []),
                     *(["category"] if by_category else []), "processing"]
-            table = group_statistics(frame, keys, min_group_size, computed_at)
+            table = group_statistics(frame, keys, min_group_size, computed_at,
+                                     pool=("processing", "any"))
             renames = ({"received_month": "cohort"} if by_cohort else {}) | (
                 {office_col: "office"} if office_col else {}
             )

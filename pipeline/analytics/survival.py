@@ -287,12 +287,15 @@ def kaplan_meier_by_group(
     observed_col: str,
     alpha: float = 0.05,
     entry_col: str | None = None,
+    pool: tuple[str, str] | None = None,
 ) -> pl.DataFrame:
     """Return one Kaplan–Meier curve per group as a tidy frame, in one pass over the cases.
 
     Columns: the group columns, time, at_risk, events, censored, survival, ci_low, ci_high;
     rows sorted by group then time, each curve starting at time 0 like `kaplan_meier`.
     `entry_col` holds each case's entry day (delayed entry), as `kaplan_meier`'s entry.
+    `pool` = (group column, label) adds, for every group, the curve of its cases pooled over
+    that column's values under `label` (e.g. ('processing', 'any')), from the counts.
     """
     z = _z(alpha)
     keys = list(group_cols) or ["_all"]
@@ -305,6 +308,9 @@ def kaplan_meier_by_group(
     if not group_cols:
         cases = cases.with_columns(pl.lit(0).alias("_all"))
     _check_group_frame(cases, duration_col, observed_col, entry_col)
+    # Text keys group about twice as fast as categoricals; they are turned back at the end.
+    text_keys = [c for c in group_cols if cases.schema[c] == pl.String]
+    cases = cases.with_columns([pl.col(c).cast(pl.Categorical) for c in text_keys])
 
     # A case first seen on the day it left (entry = duration > 0) was never watched waiting.
     cases = cases.filter((pl.col("_entry") < pl.col("time")) | (pl.col("_entry") == 0))
@@ -314,16 +320,25 @@ def kaplan_meier_by_group(
         pl.col("_observed").cast(pl.Int64).sum().alias("events"),
         zero.alias("_entered"),
     )
-    entries = cases.group_by([*keys, pl.col("_entry").alias("time")]).agg(
+    # Cases watched from day 0 (most) enter on each curve's first row; only later entries
+    # need rows of their own.
+    late = cases.filter(pl.col("_entry") > 0)
+    entries = late.group_by([*keys, pl.col("_entry").alias("time")]).agg(
         zero.alias("_removed"), zero.alias("events"), pl.len().cast(pl.Int64).alias("_entered"),
     )
-    starts = removals.select(keys).unique().with_columns(
+    starts = cases.group_by(keys).agg(
         pl.lit(0.0).alias("time"), zero.alias("_removed"), zero.alias("events"),
-        zero.alias("_entered"),
+        (pl.col("_entry") == 0).sum().cast(pl.Int64).alias("_entered"),
     )
     columns = [*keys, "time", "_removed", "events", "_entered"]
+    parts = [removals.select(columns), entries.select(columns), starts.select(columns)]
+    if pool is not None:
+        if pool[0] not in group_cols:
+            raise ValueError(f"pool column {pool[0]!r} is not a group column")
+        label = pl.lit(pool[1]).cast(cases.schema[pool[0]]).alias(pool[0])
+        parts += [part.with_columns(label) for part in parts]
     table = (
-        pl.concat([removals.select(columns), entries.select(columns), starts.select(columns)])
+        pl.concat(parts)
         .group_by([*keys, "time"])
         .agg(pl.col("_removed").sum(), pl.col("events").sum(), pl.col("_entered").sum())
         .sort([*keys, "time"], nulls_last=True)
@@ -351,8 +366,13 @@ def kaplan_meier_by_group(
         .alias("_greenwood_sum"),
     )
     low, high = _loglog_band_exprs(z)
-    return table.with_columns(low, high).select(
+    curves = table.with_columns(low, high).select(
         *group_cols, "time", "at_risk", "events", "censored", "survival", "ci_low", "ci_high"
+    )
+    if not text_keys:
+        return curves
+    return curves.with_columns([pl.col(c).cast(pl.String) for c in text_keys]).sort(
+        [*group_cols, "time"], nulls_last=True
     )
 
 

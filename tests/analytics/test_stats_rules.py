@@ -109,3 +109,23 @@ def test_stale_pending_cases_are_counted_and_censored_at_their_last_sighting(
     [row] = _table(settings, "SELECT n_stale FROM group_stats WHERE grouping = 'office'"
                              " AND office_basis = 'intake' AND processing = 'regular'").to_dicts()
     assert row["n_stale"] == n_stale
+
+
+def test_pooled_groups_from_counts_equal_the_cases_given_twice() -> None:
+    from pipeline.analytics.group_estimates import summarize_by_group
+
+    rng = np.random.default_rng(12)
+    n = 4000
+    frame = pl.DataFrame({
+        "form": rng.choice(["I-140", "I-485"], n),
+        "processing": rng.choice(["regular", "premium"], n, p=[0.8, 0.2]),
+        "days": rng.integers(1, 400, n), "decided": rng.random(n) < 0.6,
+        "entry": rng.integers(0, 50, n) * (rng.random(n) < 0.3),
+    }).with_columns(pl.min_horizontal("entry", "days").alias("entry"))
+    keys = ["form", "processing"]
+    doubled = pl.concat([frame, frame.with_columns(pl.lit("any").alias("processing"))])
+    expected = summarize_by_group(doubled, keys, "days", "decided", entry_col="entry").sort(keys)
+    pooled = summarize_by_group(frame, keys, "days", "decided", entry_col="entry",
+                                pool=("processing", "any")).sort(keys)
+    assert pooled.equals(expected)
+    assert set(pooled["processing"]) == {"regular", "premium", "any"}
