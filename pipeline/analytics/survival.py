@@ -292,7 +292,7 @@ def kaplan_meier_by_group(
     """Return one Kaplan–Meier curve per group as a tidy frame, in one pass over the cases.
 
     Columns: the group columns, time, at_risk, events, censored, survival, ci_low, ci_high;
-    rows sorted by group then time, each curve starting at time 0 like `kaplan_meier`.
+    each group's rows together and sorted by time, starting at time 0 like `kaplan_meier`.
     `entry_col` holds each case's entry day (delayed entry), as `kaplan_meier`'s entry.
     `pool` = (group column, label) adds, for every group, the curve of its cases pooled over
     that column's values under `label` (e.g. ('processing', 'any')), from the counts.
@@ -341,7 +341,9 @@ def kaplan_meier_by_group(
         pl.concat(parts)
         .group_by([*keys, "time"])
         .agg(pl.col("_removed").sum(), pl.col("events").sum(), pl.col("_entered").sum())
-        .sort([*keys, "time"], nulls_last=True)
+        # groups in the categoricals' code order (contiguous, cheap to sort), each by time
+        .sort([*(pl.col(c).to_physical() if c in text_keys else pl.col(c) for c in keys),
+               pl.col("time")], nulls_last=True)
     )
     # entered before t (entries on day 0 count at 0), minus removed before t
     n_at_risk = (
@@ -369,11 +371,7 @@ def kaplan_meier_by_group(
     curves = table.with_columns(low, high).select(
         *group_cols, "time", "at_risk", "events", "censored", "survival", "ci_low", "ci_high"
     )
-    if not text_keys:
-        return curves
-    return curves.with_columns([pl.col(c).cast(pl.String) for c in text_keys]).sort(
-        [*group_cols, "time"], nulls_last=True
-    )
+    return curves.with_columns([pl.col(c).cast(pl.String) for c in text_keys])
 
 
 def _check_group_frame(
