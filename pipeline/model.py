@@ -11,6 +11,8 @@ Case attributes shared with the estimators (docs/data-model.md, "Case attributes
   (forms without premium processing, and cases that do not say, count as regular).
 - `tracked_since`: the day the case came under observation while pending (first poll of a
   receipt opted in while pending, a CSV `tracked_since` column); None = from the receipt.
+- `received_estimated`: the received date was estimated from a legacy receipt number (a
+  status snapshot without a receipt date), not given by USCIS or the submitter.
 - `last_checked`: the day the case's status was last known (a row's own `last_checked`,
   else ingest's --as-of, else when the input was observed); pending cases are censored there.
 """
@@ -28,6 +30,7 @@ SOURCES: tuple[str, ...] = (
     "typed_form",  # a timeline typed into the submit form
     "csv_import",  # a row of a community spreadsheet
     "egov_csol",  # the public case-status page's backend JSON
+    "status_snapshot",  # one current status per receipt (receipt-range crawlers)
 )
 
 FORM_TYPE_PATTERN = r"^(I|N|G|EOIR)-[0-9]{1,4}[A-Z]{0,3}$"
@@ -65,6 +68,7 @@ class ParsedCase:
     category: str | None = None
     tracked_since: date | None = None
     last_checked: date | None = None
+    received_estimated: bool = False
 
     @property
     def processing(self) -> str:
@@ -91,6 +95,7 @@ class CaseRecord:
     category: str | None = None
     tracked_since: date | None = None
     last_checked: date | None = None
+    received_estimated: bool = False
 
     @property
     def processing(self) -> str:

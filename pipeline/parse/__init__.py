@@ -16,12 +16,14 @@ from pipeline.parse.error_answers import explain_error_answer
 from pipeline.parse.errors import ParseError
 from pipeline.parse.myuscis import myuscis_kind, parse_myuscis
 from pipeline.parse.simplified import looks_like_simplified, parse_simplified
+from pipeline.parse.snapshots import looks_like_snapshot, parse_snapshots
 
 __all__ = ["ParseError", "parse_document"]
 
 # Shapes recognised after the official and myUSCIS ones: (recogniser, parser). A new input
 # shape is a module of this package plus one line here (docs/architecture.md).
 _EXTRA_SHAPES: tuple[tuple[Callable[[object], bool], Callable[[object], list[ParsedCase]]], ...] = (
+    (looks_like_snapshot, parse_snapshots),
     (looks_like_simplified, parse_simplified),
     (looks_like_egov_csol, parse_egov_csol),
 )
@@ -31,7 +33,8 @@ KNOWN_SHAPES_HELP = (
     "myUSCIS JSON from cases/<receipt>, case_status/<receipt>, cases/<receipt>/documents or "
     "receipt_info/<receipt> (with or without the {\"data\": ...} wrapper), or the simplified "
     "{receiptNumber, formType, events: [{date, description}]} shape, or the case status "
-    "page's {\"CaseStatusResponse\": ...} answer"
+    "page's {\"CaseStatusResponse\": ...} answer, or status snapshots "
+    "({receipt_number, form_type, status, status_date}: one current status per receipt)"
 )
 
 

@@ -140,7 +140,7 @@ def read_category(form_type: str | None, raw: object) -> str | None:
             "leave the category empty (categories are known for "
             f"{', '.join(sorted({*VOCABULARY, *_ELIGIBILITY_FORMS}))})"
         )
-    raise ParseError(f"category {text[:30]!r} is not a {form_type} category we know; {hint(form_type)}")
+    raise ParseError(f"category {text[:30]!r} is not a category we know for {form_type}; {hint(form_type)}")
 
 
 def category_in(form_type: str | None, text: str) -> str | None:

@@ -25,7 +25,8 @@ MILESTONES: dict[str, str] = {
 }
 FIELDS: tuple[str, ...] = (
     "receipt_number", "case_ref", "form_type", "office", "current_office", "premium",
-    "category", "processing", *MILESTONES, "last_checked", "tracked_since",
+    "category", "processing", *MILESTONES, "last_checked", "tracked_since", "status",
+    "status_date",
 )
 # Spellings seen in community spreadsheets, after normalization (lower case, '_' for gaps).
 _ALIASES: dict[str, str] = {
@@ -68,6 +69,9 @@ _ALIASES: dict[str, str] = {
     "tracked_from": "tracked_since", "tracking_started": "tracked_since",
     "observed_since": "tracked_since", "observed_from": "tracked_since",
     "first_checked": "tracked_since", "joined": "tracked_since", "added": "tracked_since",
+    "status": "status", "current_status": "status", "case_status": "status",
+    "status_title": "status",
+    "status_date": "status_date", "action_date": "status_date", "status_updated": "status_date",
 }
 IGNORED = "ignore"  # --columns NAME=ignore: never read that column
 

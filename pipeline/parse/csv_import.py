@@ -45,7 +45,7 @@ def looks_like_csv(text: str) -> bool:
         if line.strip():
             delimiter = sniff_delimiter(line)
             names = {field_name(h) for h in next(csv.reader([line], delimiter=delimiter))}
-            return "form_type" in names and "received_date" in names
+            return not _missing_columns(names)
     return False
 
 
@@ -114,10 +114,10 @@ def read_header(
 ) -> TableHeader:
     """Map header cells to fields; ParseError when a required column is missing."""
     names = [column_field(c, overrides) for c in cells]
-    if "form_type" not in names or "received_date" not in names:
+    missing = _missing_columns(set(names))
+    if missing:
         looks_like_data = any(re.search(r"\d{1,4}[/-]\d{1,2}[/-]\d{2,4}", c) for c in cells)
         hint = " (the first row looks like data: add the header row)" if looks_like_data else ""
-        missing = [n for n in ("form_type", "received_date") if n not in names]
         raise ParseError(
             f"the header (row {number}) has no {' and no '.join(m.replace('_', ' ') for m in missing)} "
             f"column{hint}. The first row must name the columns, as in the template "
@@ -136,6 +136,15 @@ def read_header(
             seen.add(name)
             fields.append(name)
     return TableHeader(fields, ignored, number)
+
+
+def _missing_columns(names: set[str | None]) -> list[str]:
+    """The required columns a header lacks: a form type, and a received date (or, for a
+    status snapshot, a receipt number and a status)."""
+    missing = [] if "form_type" in names else ["form_type"]
+    if "received_date" not in names and not {"receipt_number", "status"} <= names:
+        missing.append("received_date")
+    return missing
 
 
 def parse_csv(text: str, overrides: dict[str, str | None] | None = None) -> TimelineRows:

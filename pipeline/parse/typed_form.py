@@ -27,8 +27,10 @@ from pipeline.parse.cells import (
 from pipeline.parse.columns import FIELDS, MILESTONES, field_name
 from pipeline.parse.errors import ParseError
 from pipeline.parse.forms import known_form_type
+from pipeline.parse.snapshots import NEEDS as SNAPSHOT_NEEDS
+from pipeline.parse.snapshots import estimate_receipt_date
 from pipeline.receipts import office_of
-from pipeline.stages import GENERIC_TITLES
+from pipeline.stages import GENERIC_TITLES, classify
 
 __all__ = [
     "FIELDS", "MILESTONES", "TimelineRows", "TypedTimeline", "field_name", "is_missing",
@@ -55,6 +57,7 @@ class TypedTimeline:
     category: str | None = None
     tracked_since: date | None = None
     last_checked: date | None = None
+    received_estimated: bool = False
 
 
 @dataclass
@@ -106,11 +109,19 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
             "the office is missing: without a receipt number, give the office on your receipt "
             "notice (NSC, TSC, VSC, CSC, NBC, PSC, ELIS, or the receipt's first three letters)"
         )
+    status = attempt(lambda: _snapshot_status(values, receipt, checked))
+    estimated = False
     if is_missing(values.get("received_date")):
-        problems.append(
-            "the received date is missing: it is the 'Received Date' printed on your receipt "
-            "notice (Form I-797C)"
-        )
+        guess = estimate_receipt_date(receipt) if isinstance(receipt, str) and status else None
+        if guess is not None:
+            dates["received_date"], estimated = guess, True
+        elif status is not None and isinstance(receipt, str):
+            problems.append(f"this row is a status snapshot of an IOE receipt: {SNAPSHOT_NEEDS}")
+        else:
+            problems.append(
+                "the received date is missing: it is the 'Received Date' printed on your receipt "
+                "notice (Form I-797C)"
+            )
     if problems:
         raise ParseError("; ".join(problems))
     assert isinstance(form, str) and isinstance(dates["received_date"], date)
@@ -122,7 +133,7 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
         StatusEvent(when, GENERIC_TITLES[MILESTONES[name]], MILESTONES[name])
         for name, when in dates.items()
         if isinstance(when, date)
-    )
+    ) + ((status,) if isinstance(status, StatusEvent) else ())
     return TypedTimeline(
         label=label,
         form_type=form,
@@ -139,7 +150,24 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
         category=category if isinstance(category, str) else None,
         tracked_since=tracked if isinstance(tracked, date) else None,
         last_checked=checked if isinstance(checked, date) else None,
+        received_estimated=estimated,
     )
+
+
+def _snapshot_status(
+    values: Mapping[str, object], receipt: object, checked: object
+) -> StatusEvent | None:
+    """A `status` column (a snapshot's current status) as a dated event, or None."""
+    raw = values.get("status")
+    if is_missing(raw):
+        return None
+    when = parse_sheet_date(values.get("status_date"), "status date")
+    when = when or (checked if isinstance(checked, date) else None)
+    if when is None:
+        raise ParseError("the status has no date: give a status_date (or last_checked) column")
+    check_plain(str(raw), "status")
+    title, stage = classify(clean_cell(raw))
+    return StatusEvent(when, title, stage)
 
 
 def _present(raw: object) -> object:

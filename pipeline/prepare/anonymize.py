@@ -94,6 +94,7 @@ def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -
         category=case.category,
         tracked_since=case.tracked_since,
         last_checked=case.last_checked,
+        received_estimated=case.received_estimated,
     )
 
 

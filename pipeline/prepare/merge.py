@@ -11,7 +11,8 @@ Which fact wins when two views of one case disagree:
   puts the case on the premium clock); else regular if any says not premium; else unknown
   (processing 'regular').
 - synthetic: only if every view is synthetic (a real input about a case makes it real).
-- received date: the earliest. Events: the union (one per date and stage).
+- received date: the earliest given one; an estimate (from a legacy receipt number) only
+  when no view gives one. Events: the union (one per date and stage).
 - last modified, observed at, last checked: the latest.
 - tracked since: the earliest date any view gives (None says nothing; a case no view gives
   a date for is under observation from its receipt).
@@ -47,7 +48,9 @@ def conflict(first: ParsedCase | CaseRecord, second: ParsedCase | CaseRecord) ->
 
 def merge_two(first: Case, second: Case) -> Case:
     """One view with the facts of both, by the rule above (the caller checked `conflict`)."""
-    dates = [d for d in (first.received_date, second.received_date) if d is not None]
+    given = [c for c in (first, second) if c.received_date is not None and not c.received_estimated]
+    pool = given or [c for c in (first, second) if c.received_date is not None]
+    dates = [c.received_date for c in pool if c.received_date is not None]
     stamps = [t for t in (first.last_modified, second.last_modified) if t is not None]
     later = second if _observed(second) >= _observed(first) else first
     earlier = first if later is second else second
@@ -65,6 +68,7 @@ def merge_two(first: Case, second: Case) -> Case:
         last_modified=max(stamps) if stamps else None,
         tracked_since=_tracked_since(first.tracked_since, second.tracked_since),
         last_checked=_last_checked(first, second),
+        received_estimated=bool(pool) and not given,
     )
     if observed:
         merged.observed_at = max(observed)

@@ -266,8 +266,9 @@ def _myuscis_notes(parts: list[object]) -> list[str]:
     codes = unnamed_codes(answers)
     if codes:
         notes.append(
-            f"events with the codes {', '.join(sorted(codes))} were left out: no case_status "
-            "history names them. Paste the case_status/<receipt> answer too to include them"
+            f"events with the codes {', '.join(sorted(codes))} are kept as dated 'other' events: "
+            "no case_status history, notice or known code says what they mean. Paste the "
+            "case_status/<receipt> answer too to name them"
         )
     if any(_names_a_person(unwrap(p)) for p in answers):
         notes.append("the applicant's and representative's names in the cases answer are not kept")

@@ -62,6 +62,7 @@ def timeline_record(
             category=timeline.category,
             tracked_since=timeline.tracked_since,
             last_checked=timeline.last_checked,
+            received_estimated=timeline.received_estimated,
         )
         return anonymize_case(parsed, key, now)
     received = timeline.received_date
@@ -81,6 +82,7 @@ def timeline_record(
         category=timeline.category,
         tracked_since=timeline.tracked_since,
         last_checked=timeline.last_checked,
+        received_estimated=timeline.received_estimated,
     )
 
 
@@ -140,6 +142,7 @@ def record_to_json(record: CaseRecord) -> dict[str, object]:
         "category": record.category,
         "tracked_since": _iso(record.tracked_since),
         "last_checked": _iso(record.last_checked),
+        "received_estimated": record.received_estimated,
     }
 
 
@@ -231,6 +234,7 @@ def record_from_json(data: object) -> CaseRecord:
         category=_category(data.get("category")),
         tracked_since=_day(data.get("tracked_since"), "tracked_since", optional=True),
         last_checked=_day(data.get("last_checked"), "last_checked", optional=True),
+        received_estimated=data.get("received_estimated") is True,
     )
 
 

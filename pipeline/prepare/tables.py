@@ -70,7 +70,8 @@ def prepare_table(
 def _refused_rest(
     stream: Iterator[str], origin: str, key: PseudonymKey, error: Exception, last_row: int
 ) -> PreparedChunk:
-    rest = 1 + sum(1 for line in stream if line.strip())  # the row that failed and those after it
+    # the rows after the header, or the row that failed and those after it
+    rest = sum(1 for line in stream if line.strip()) + (1 if last_row else 0)
     where = f"from row {last_row + 1} on, " if last_row else ""
     message = str(error) if isinstance(error, ParseError) else f"the file is damaged ({error})"
     reason = redact_for_storage(

@@ -34,6 +34,7 @@ CASE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "processing": pl.Utf8,
     "tracked_since": pl.Date,
     "last_checked": pl.Date,
+    "received_estimated": pl.Boolean,
 }
 EVENT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "case_id": pl.Utf8,
@@ -105,6 +106,7 @@ def case_schema(today: date) -> pa.DataFrameSchema:
                     pa.Check.le(today, error="the last-checked date is in the future"),
                 ],
             ),
+            "received_estimated": pa.Column(pl.Boolean),
         },
         checks=[
             pa.Check(
@@ -201,6 +203,7 @@ def to_frames(records: list[CaseRecord]) -> tuple[pl.DataFrame, pl.DataFrame]:
             "processing": [r.processing for r in records],
             "tracked_since": [r.tracked_since for r in records],
             "last_checked": [r.checked_on for r in records],
+            "received_estimated": [r.received_estimated for r in records],
         },
         schema=CASE_COLUMNS,
     )

@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
-from pipeline.store.db import query_frame, transaction
+from pipeline.store.db import first_row, query_frame, transaction
 
 
 @dataclass
@@ -45,7 +45,7 @@ class LoadResult:
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve a run id (the run's row is written with its load)."""
-    row = con.execute("SELECT nextval('run_id_seq')").fetchone()
+    row = first_row(con.execute("SELECT nextval('run_id_seq')"))
     assert row is not None
     return int(row[0])
 
@@ -146,12 +146,16 @@ INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
        observed_at AS last_seen, last_modified, synthetic,
-       category, processing, tracked_since, last_checked
+       category, processing, tracked_since, last_checked, received_estimated
 FROM incoming_cases
 ON CONFLICT (case_id) DO UPDATE SET
     current_office = coalesce(excluded.current_office, cases.current_office),
     fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
-    received_date = least(cases.received_date, excluded.received_date),
+    received_date = CASE
+        WHEN cases.received_estimated AND NOT excluded.received_estimated THEN excluded.received_date
+        WHEN excluded.received_estimated AND NOT cases.received_estimated THEN cases.received_date
+        ELSE least(cases.received_date, excluded.received_date) END,
+    received_estimated = cases.received_estimated AND excluded.received_estimated,
     premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
     processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
     category = coalesce(cases.category, excluded.category),
@@ -211,11 +215,26 @@ def quarantine_rejections(
     """Keep rejected records in quarantine with their reasons; a repeat adds nothing."""
     if not rejections:
         return
-    con.executemany(
-        "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP) ON CONFLICT DO NOTHING",
-        [
-            [r.fingerprint, run_id, r.origin, r.case_id, list(r.reasons),
-             json.dumps(r.attempt) if r.attempt is not None else None]
-            for r in rejections
-        ],
-    )
+    # one set-based insert: executemany costs milliseconds per row, too slow for a sheet with
+    # thousands of bad rows
+    frame = pl.DataFrame(
+        {
+            "fingerprint": [r.fingerprint for r in rejections],
+            "origin": [r.origin for r in rejections],
+            "case_id": [r.case_id for r in rejections],
+            "reasons": [list(r.reasons) for r in rejections],
+            "attempt": [json.dumps(r.attempt) if r.attempt is not None else None for r in rejections],
+        },
+        schema={"fingerprint": pl.Utf8, "origin": pl.Utf8, "case_id": pl.Utf8,
+                "reasons": pl.List(pl.Utf8), "attempt": pl.Utf8},
+    ).unique(subset="fingerprint", keep="first", maintain_order=True)
+    con.register("incoming_rejections", frame)
+    try:
+        con.execute(
+            "INSERT INTO quarantine (fingerprint, run_id, origin, case_id, reasons, attempt, created_at)"
+            " SELECT fingerprint, ?, origin, case_id, reasons, CAST(attempt AS JSON), now()::TIMESTAMP"
+            " FROM incoming_rejections ON CONFLICT DO NOTHING",
+            [run_id],
+        )
+    finally:
+        con.unregister("incoming_rejections")

@@ -13,6 +13,7 @@ import pytest
 from pipeline.parse import ParseError
 from pipeline.parse.myuscis import myuscis_kind, unnamed_codes
 from pipeline.prepare.merge import read_cases
+from pipeline.stages import APPROVAL_IMPLIED_BY
 from tests.conftest import REFERENCE_PAYLOADS
 
 
@@ -50,13 +51,67 @@ def test_case_detail_events_get_titles_learned_from_the_case_status_history() ->
     assert unnamed_codes([detail, case_status()]) == set()
 
 
-def test_case_detail_alone_keeps_its_submission_date_and_says_which_codes_it_could_not_name() -> None:
+def test_case_detail_alone_places_its_codes_from_its_notices_and_the_known_codes() -> None:
     detail = payload("myuscis_case_detail.json")
     [case] = read_cases(detail)
     assert case.form_type == "I-485"
     assert case.received_date == date(2024, 5, 29)
-    assert [e.stage for e in case.events] == ["received"]
-    assert unnamed_codes([detail]) == {"IAF", "FTA0"}
+    # IAF: the known-code table; the notice: scheduled on its generation date; FTA0: dated on
+    # the notice's appointment day, so the appointment took place (not "still to come")
+    assert [(e.event_date, e.stage, e.title) for e in case.events] == [
+        (date(2024, 5, 30), "received", "Case Was Received"),
+        (date(2024, 6, 19), "biometrics", "Biometrics Appointment Was Scheduled"),
+        (date(2024, 7, 9), "biometrics", "Case Was Updated To Show Fingerprints Were Taken"),
+    ]
+    assert unnamed_codes([detail]) == set()
+
+
+def _with_events(detail: dict[str, Any], *codes: tuple[str, str]) -> dict[str, Any]:
+    detail["data"]["events"] = [
+        {"eventCode": code, "eventDateTime": day, "eventId": str(i)}
+        for i, (code, day) in enumerate(codes)
+    ]
+    return detail
+
+
+def test_an_unknown_code_is_kept_as_a_dated_other_event_and_named() -> None:
+    detail = _with_events(payload("myuscis_case_detail.json"), ("IAF", "2024-05-30"), ("ZZQ9", "2024-08-01"))
+    [case] = read_cases(detail)
+    assert (date(2024, 8, 1), "other", "Event code ZZQ9 (meaning not known)") in [
+        (e.event_date, e.stage, e.title) for e in case.events]
+    assert unnamed_codes([detail]) == {"ZZQ9"}
+
+
+def test_a_card_mailed_notice_names_its_same_day_code_and_decides_the_case() -> None:
+    detail = _with_events(payload("myuscis_case_detail.json"), ("IAF", "2024-05-30"), ("XYZ1", "2024-10-02"))
+    detail["data"]["notices"].append(
+        {"generationDate": "2024-10-02T10:00:00.000Z", "actionType": "Card Was Mailed"})
+    [case] = read_cases(detail)
+    mailed = [(e.event_date, e.stage) for e in case.events if e.event_date == date(2024, 10, 2)]
+    assert set(mailed) == {(date(2024, 10, 2), "card_mailed")}
+    assert any(e.stage in APPROVAL_IMPLIED_BY for e in case.events)
+    assert unnamed_codes([detail]) == set()
+
+
+def test_a_known_card_code_decides_the_case_and_a_learned_title_wins_over_the_table() -> None:
+    detail = _with_events(payload("myuscis_case_detail.json"), ("IAF", "2024-05-30"), ("CRD0", "2024-09-01"))
+    [case] = read_cases(detail)
+    assert (date(2024, 9, 1), "card_production") in [(e.event_date, e.stage) for e in case.events]
+    learned = stages([detail, case_status("Case Was Denied")])  # the history says IAF = denied
+    assert (date(2024, 5, 30), "denied") in learned
+
+
+def test_the_category_comes_from_receipt_info_subtype() -> None:
+    variants = json.loads((REFERENCE_PAYLOADS / "myuscis_receipt_info.json").read_text())["variants"]
+    full = variants[2]
+    full["data"]["receipt_details"]["receipt_date"] = "2024-05-29"
+    [case] = read_cases(full)
+    assert (case.form_type, case.category) == ("I-765", "(c)(9)")
+    loose = variants[1]  # no receipt number: lends form and category to the one receipt
+    status = case_status()
+    status["data"]["formType"] = "I-765"
+    [merged] = read_cases([status, loose])
+    assert (merged.form_type, merged.category) == ("I-765", "(c)(9)")
 
 
 def test_the_applicant_name_is_never_read_into_the_case() -> None:

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipeline.analytics.stats import DURATIONS_SQL
 from pipeline.jobs import ingest as ingest_job
@@ -18,6 +19,7 @@ from pipeline.store.db import open_store
 from tests.support.cli import timelines
 
 
+@pytest.mark.slow
 def test_durations_computed_from_the_partitioned_lake_equal_the_database(
     settings: Settings, tmp_path: Path
 ) -> None:
