@@ -143,6 +143,10 @@ def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
         f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
         f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
     )
+    if result.n_stale:
+        typer.echo(f"note: {result.n_stale} pending cases had not been seen for more than "
+                   f"{cfg.stale_after_days} days before the data ends; they count as waiting "
+                   "only until they were last seen")
 
 
 @app.command()

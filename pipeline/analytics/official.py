@@ -92,6 +92,8 @@ class ImportResult:
     n_updated: int
     n_unchanged: int
     skipped: tuple[str, ...]
+    methods: tuple[tuple[str, int], ...] = ()  # (range_method, figures) as read
+    unmatched_categories: tuple[str, ...] = ()  # USCIS categories we have no code for
 
 
 def to_days(value: object, unit: object) -> float:
@@ -274,9 +276,15 @@ def import_official(
         )
         con.unregister("incoming_official")
     n_new, n_updated = int(counts[0]), int(counts[1])
+    methods = frame.group_by("range_method").len().sort("range_method").rows()
+    unmatched = frame.filter(~pl.col("category_matched")).select(
+        pl.format("{} {}", "form_type", pl.coalesce("subtype_info", "subtype"))
+    ).to_series().unique().sort().to_list()
     return ImportResult(
         n_answers=read.n_answers, n_figures=frame.height, n_new=n_new, n_updated=n_updated,
         n_unchanged=frame.height - n_new - n_updated, skipped=tuple(read.skipped),
+        methods=tuple((str(m), int(n)) for m, n in methods),
+        unmatched_categories=tuple(str(u) for u in unmatched),
     )
 
 

@@ -257,8 +257,10 @@ def refresh_statistics(
         )
         groups = grouped_statistics(durations, k, computed_at)
         _replace_table(con, "group_stats", groups)
+        # the headline: form x intake office, one row per processing type (none pooled)
         headline = groups.filter(
             (pl.col("grouping") == "office") & (pl.col("office_basis") == "intake")
+            & (pl.col("processing") != "any")
         ).drop("grouping", "office_basis", "cohort", "category")
         _replace_table(con, "case_stats", headline)
         stages = stage_statistics(query_frame(con, STAGE_DURATIONS_SQL), k, computed_at)
@@ -267,11 +269,10 @@ def refresh_statistics(
         _replace_table(con, "decision_trends", decision_trends(con, durations, k, computed_at))
         con.execute("DELETE FROM silent_updates")
         con.execute(f"INSERT INTO silent_updates BY NAME {SILENT_UPDATES_SQL}", [k, computed_at])
-    regular = headline.filter(pl.col("processing") != "any")
     return RefreshResult(
         n_cases=durations.height,
-        n_groups=regular.height,
-        n_suppressed=int(regular["suppressed"].sum()),
+        n_groups=headline.height,
+        n_suppressed=int(headline["suppressed"].sum()),
         n_group_rows=groups.height,
         n_stage_rows=stages.height,
         n_stale=int(durations["stale"].sum()),

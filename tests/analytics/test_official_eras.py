@@ -147,3 +147,28 @@ def test_a_current_answer_for_one_category_meets_that_category_only(
         "p80", "p80", 12)
     assert row["publication_date"] == date(2025, 3, 3)
     assert row["difference_days"] == pytest.approx(row["community_p80_days"] - 243.5)
+
+
+def test_the_import_command_says_what_each_era_s_figures_are(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    import timelines.commands.analytics  # noqa: F401  (registers the commands)
+    from timelines.cli import app
+
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps([
+        _answer_2018("I-140", "SSC", [("136A-E11", "Extraordinary ability (E11)", 8, 6),
+                                      ("136A-E99", "Something new", 5, 4)]),
+        _answer_2018("I-140", "TSC", [("136A-E11", "Extraordinary ability (E11)", 8, 6)],
+                     published="March 3, 2025"),
+    ]))
+    result = CliRunner().invoke(app, ["import-official", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 figures: 2018-2022 range: the lower value is the median" in result.output
+    assert "1 figure: 80% of the cases completed in the last six months" in result.output
+    assert "no community category matches I-140 Something new" in result.output
+    data = json.loads(CliRunner().invoke(
+        app, ["import-official", str(path), "--format", "json"]).output)
+    assert data["range_methods"] == {"legacy_50_93": 2, "p80": 1}

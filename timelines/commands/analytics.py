@@ -141,13 +141,20 @@ def import_official(
         result = import_official_times(settings(), path)
     except OfficialImportError as error:
         raise CliError(f"cannot import: {error}") from error
+    from pipeline.analytics.official import RANGE_METHODS
+
     if output == "json":
         echo_json({"answers": result.n_answers, "figures": result.n_figures, "new": result.n_new,
                    "updated": result.n_updated, "unchanged": result.n_unchanged,
-                   "skipped": list(result.skipped)})
+                   "skipped": list(result.skipped), "range_methods": dict(result.methods),
+                   "unmatched_categories": list(result.unmatched_categories)})
         return
     typer.echo(f"read {result.n_answers} answers with {result.n_figures} figures: "
                f"{result.n_new} new, {result.n_updated} updated, {result.n_unchanged} unchanged")
+    for method, count in result.methods:
+        typer.echo(f"  {count} figure{'s' if count != 1 else ''}: {RANGE_METHODS[method]}")
+    for category in result.unmatched_categories[:10]:
+        typer.echo(f"  no community category matches {category}: shown without community figures")
     for reason in result.skipped[:20]:
         typer.echo(f"  skipped {reason}")
 

@@ -21,7 +21,7 @@ DROP TABLE case_stats;
 CREATE TABLE case_stats (
     form_type          VARCHAR NOT NULL,
     office             VARCHAR NOT NULL,   -- intake office code
-    processing         VARCHAR NOT NULL,   -- regular | premium | any
+    processing         VARCHAR NOT NULL,   -- regular | premium (never pooled here)
     n_cases            INTEGER NOT NULL,
     n_decided          INTEGER NOT NULL,
     n_pending          INTEGER NOT NULL,
