@@ -45,9 +45,8 @@ class LoadResult:
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve a run id (the run's row is written with its load)."""
-    row = con.execute("SELECT nextval('run_id_seq')").fetchone()
-    assert row is not None
-    return int(row[0])
+    [(run_id,)] = con.execute("SELECT nextval('run_id_seq')").fetchall()  # fetch all: no open result
+    return int(run_id)
 
 
 def record_failed_run(
@@ -235,6 +234,6 @@ def quarantine_rejections(
             " SELECT fingerprint, ?, origin, case_id, reasons, CAST(attempt AS JSON), now()::TIMESTAMP"
             " FROM incoming_rejections ON CONFLICT DO NOTHING",
             [run_id],
-        )
+        ).fetchall()
     finally:
         con.unregister("incoming_rejections")
