@@ -19,7 +19,6 @@ from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
 from pipeline.store.db import query_frame, transaction
 
-
 KEEP_REJECTIONS = 1_000
 
 
