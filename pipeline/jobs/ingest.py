@@ -96,7 +96,8 @@ def ingest_files(
     """
     moment = as_of_moment(as_of)
     tables = [f for f in files if is_table(f)]
-    documents_files = [f for f in files if f not in set(tables)]
+    table_set = set(tables)
+    documents_files = [f for f in files if f not in table_set]
     if workers is None:
         large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
