@@ -311,6 +311,7 @@ def kaplan_meier_by_group(
     # Text keys group about twice as fast as categoricals; they are turned back at the end.
     text_keys = [c for c in group_cols if cases.schema[c] == pl.String]
     cases = cases.with_columns([pl.col(c).cast(pl.Categorical) for c in text_keys])
+    coded = [c for c in group_cols if cases.schema[c] == pl.Categorical]
 
     # A case first seen on the day it left (entry = duration > 0) was never watched waiting.
     cases = cases.filter((pl.col("_entry") < pl.col("time")) | (pl.col("_entry") == 0))
@@ -342,7 +343,7 @@ def kaplan_meier_by_group(
         .group_by([*keys, "time"])
         .agg(pl.col("_removed").sum(), pl.col("events").sum(), pl.col("_entered").sum())
         # groups in the categoricals' code order (contiguous, cheap to sort), each by time
-        .sort([*(pl.col(c).to_physical() if c in text_keys else pl.col(c) for c in keys),
+        .sort([*(pl.col(c).to_physical() if c in coded else pl.col(c) for c in keys),
                pl.col("time")], nulls_last=True)
     )
     # entered before t (entries on day 0 count at 0), minus removed before t
