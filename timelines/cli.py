@@ -209,15 +209,21 @@ def _category_option(form: str | None, raw: str | None) -> str | None:
     """Read --category as people write it (EB2, E21, c8), for the form when one is given."""
     if raw is None:
         return None
-    from pipeline.parse.categories import read_category
+    from pipeline.parse.categories import VOCABULARY, category_in, read_category
 
     if raw.strip().lower() == "unknown":
         return "unknown"
+    if form is None:  # the one code the forms' vocabularies agree on, else ask for --form
+        readings = {f: category_in(f, raw) for f in (*VOCABULARY, "I-765")}
+        found = {code for code in readings.values() if code is not None}
+        if len(found) > 1:
+            means = ", ".join(f"{code} for {f}" for f, code in readings.items() if code)
+            raise CliError(f"--category {raw!r} means different categories for different "
+                           f"forms ({means}): add --form")
+        return found.pop() if found else raw.strip()
     try:
         return read_category(form, raw) or raw.strip()
     except ValueError as error:
-        if form is None:
-            return raw.strip()
         raise CliError(str(error)) from error
 
 

@@ -170,6 +170,9 @@ def test_by_category_counts_each_spelling_once(
     assert got == expected
     [eb2] = _stats(home, "--category", "EB-2", "--by", "form", "--processing", "regular")
     assert eb2["category"] == "E21" and eb2["n_cases"] == expected["E21"]
+    ambiguous = timelines("stats", "--category", "eb2", "--by", "form", home=home)
+    assert ambiguous.returncode == 2
+    assert "E21 for I-140" in ambiguous.stderr and "add --form" in ambiguous.stderr
 
 
 def test_the_table_says_when_pending_cases_are_stale(
