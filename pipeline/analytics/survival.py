@@ -37,9 +37,8 @@ class KaplanMeier:
 
     Row i is time timeline[i]: 0 first, then each distinct duration or entry day. at_risk counts
     the cases under observation at t: entered before t (or on day 0), with duration >= t. On a
-    tie, decisions come before pendings, so a case last seen on the day others were decided is
-    in their risk set; a case that came under observation on day e is at risk after e
-    (lifelines' conventions). `entered` counts the cases coming under observation at each time
+    tie, decisions come before pendings (a case last seen on the day others were decided is in
+    their risk set); a case first seen on day e is at risk after e (lifelines' conventions). `entered` counts the cases coming under observation at each time
     (all at 0 without delayed entry). ci_low/ci_high are the pointwise log(-log) bands at
     level 1 - alpha.
     """
@@ -308,7 +307,7 @@ def kaplan_meier_by_group(
     if not group_cols:
         cases = cases.with_columns(pl.lit(0).alias("_all"))
     _check_group_frame(cases, duration_col, observed_col, entry_col)
-    # Text keys group about twice as fast as categoricals; they are turned back at the end.
+    # Text keys grouped as categoricals (about twice as fast), turned back to text at the end.
     text_keys = [c for c in group_cols if cases.schema[c] == pl.String]
     cases = cases.with_columns([pl.col(c).cast(pl.Categorical) for c in text_keys])
     coded = [c for c in group_cols if cases.schema[c] == pl.Categorical]
