@@ -6,6 +6,8 @@ It reads only the published Parquet snapshot, never the DuckDB file the flows wr
 
 from __future__ import annotations
 
+import altair  # noqa: F401  (heavy modules first: never imported lazily by two script threads)
+import pandas  # noqa: F401
 import streamlit as st
 
 from dashboards import data, notices

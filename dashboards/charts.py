@@ -8,6 +8,7 @@ follow the container, so they read on a phone as well as on a laptop.
 from __future__ import annotations
 
 import altair as alt
+import pandas  # noqa: F401  (Altair and Streamlit import it lazily; at module top, not racing)
 import polars as pl
 
 HEIGHT = 320

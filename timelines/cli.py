@@ -194,7 +194,7 @@ def dashboard_command(cfg: Settings, port: int) -> list[str]:
     """The command line that serves the Streamlit dashboard."""
     app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
+        sys.executable, "-m", "dashboards.serve", "run", str(app_path),
         "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
