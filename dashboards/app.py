@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboards import data, notices
 from dashboards.navigation import navigation_pages
+from dashboards.tables import RESPONSIVE_CSS
 
 _RETRIED = "_snapshot_retried"
 
@@ -43,6 +44,7 @@ def main() -> None:
         snapshot = data.open_snapshot(settings)
     except data.SnapshotGoneError:
         snapshot = None
+    st.html(RESPONSIVE_CSS)
     page = st.navigation(navigation_pages())
     st.sidebar.markdown("**USCIS case timelines**  \nCommunity-reported, anonymized, open.")
     notices.freshness_sidebar(snapshot, data.writer_activity(settings))

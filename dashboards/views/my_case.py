@@ -11,6 +11,7 @@ from dashboards import data, notices
 from dashboards.case_card import show_card
 from dashboards.formatting import percent, when
 from dashboards.navigation import page_exists
+from dashboards.tables import show_table
 from pipeline.analytics import case_explainer as ce
 from pipeline.analytics.answer_card import answer_card
 from pipeline.parse.forms import COMMON_FORMS
@@ -218,7 +219,7 @@ def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int,
     st.markdown(f"**What usually comes next.** {ce.NEXT_STEPS.get(stage, ce.NEXT_STEPS['other'])}")
     if facts.events:
         st.subheader("Timeline so far")
-        st.dataframe(ce.timeline_rows(facts), hide_index=True, width="stretch")
+        show_table(ce.timeline_rows(facts), "timeline")
     if pending and snapshot is not None and durations is not None and facts.form_type and received:
         return
     st.subheader("What similar cases suggest")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboards import charts, data, filters, notices
 from dashboards.formatting import TOO_FEW, days_with_interval, when
+from dashboards.tables import show_table
 from pipeline.publish.reader import Snapshot
 
 METHODS = """\
@@ -50,7 +51,7 @@ def render() -> None:
     chart_rows = _chart_rows(rows)
     if chart_rows.height:
         st.altair_chart(charts.comparison_chart(chart_rows), width="stretch")
-    st.dataframe(_cells(rows, k), hide_index=True, width="stretch")
+    show_table(_cells(rows, k), "official")
 
 
 def _chart_rows(rows: pl.DataFrame) -> pl.DataFrame:
@@ -103,8 +104,8 @@ def _community_only(snapshot: Snapshot, k: int) -> None:
                 row["p80_days"], row["p80_ci_low"], row["p80_ci_high"]),
             "cases": f"fewer than {k}" if row["suppressed"] else f"{row['n_cases']:,}",
         })
-    st.dataframe(pl.DataFrame(out, schema=dict.fromkeys(
-        ["office", "community 80% (95% CI)", "cases"], pl.String)), hide_index=True, width="stretch")
+    show_table(pl.DataFrame(out, schema=dict.fromkeys(
+        ["office", "community 80% (95% CI)", "cases"], pl.String)), "community")
 
 
 render()
