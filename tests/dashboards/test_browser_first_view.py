@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from pipeline.settings import Settings
-from tests.support.browser import CHROMIUM, DESKTOP, PHONE, chromium, serve_dashboard, wait_until_idle
+from tests.support.browser import (
+    CHROMIUM,
+    DESKTOP,
+    chromium,
+    serve_dashboard,
+    wait_until_idle,
+)
 from tests.support.dashboard import publish_sample
 
 pytestmark = [

@@ -135,7 +135,7 @@ def test_processing_times_show_the_published_figures_for_a_filtered_office(publi
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Half decided by"] == f"{expected['median_days']:,.0f} days"
     kinds = [spec.get("layer", [{}])[0].get("mark", {}) for spec in charts(at)]
-    assert len(kinds) == 2, "a survival chart and a histogram"
+    assert len(kinds) == 3, "a survival chart, a histogram and the offices' medians"
 
 
 def test_processing_times_office_rows_and_all_offices_row(published: Path) -> None:
