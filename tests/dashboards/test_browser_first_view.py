@@ -7,6 +7,7 @@ initialized module 'pandas'"). Each test starts its own server so the views real
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from pipeline.settings import Settings
 from tests.support.browser import (
     CHROMIUM,
     DESKTOP,
+    PHONE,
     chromium,
     serve_dashboard,
     wait_until_idle,
@@ -88,3 +90,53 @@ def test_first_views_on_a_fresh_server_have_no_exception(home: Settings, browser
         finally:
             for tab in tabs.values():
                 tab.context.close()
+
+
+PHONE_PAGES = {
+    "/": "How long do USCIS cases take?",
+    "/processing-times?form=I-485": "Processing times",
+    "/trends?form=I-485&period=quarter": "Trends",
+    "/official": "Official vs community",
+    "/my-case?form=I-485&office=NBC&received=2025-09-15&stage=biometrics": "My case",
+    "/submit": "Submit your case history",
+    "/delete": "Delete a submission",
+    "/health": "Pipeline health",
+    "/methodology": "Methodology and privacy",
+    "/download": "Download the open data",
+}
+MAIN_WIDTH = """() => document.querySelector('[data-testid="stMain"]').scrollWidth"""
+WIDEST_CHART = """() => Math.max(0, ...[...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .map(c => { const drawn = c.querySelector('canvas, svg');
+                return drawn ? drawn.getBoundingClientRect().right : 0; }))"""
+
+
+def test_every_page_fits_a_phone_and_my_case_answers_on_the_first_screen(
+    home: Settings, browser: Any
+) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        with serve_dashboard(home.home) as base:
+            for path, title in PHONE_PAGES.items():
+                page.goto(base + path)
+                page.get_by_role("heading", name=title, level=1).wait_for(timeout=120_000)
+                wait_until_idle(page, 120_000)
+                assert exceptions(page) == [], path
+                width = page.evaluate(MAIN_WIDTH)
+                assert width <= PHONE["width"] + 1, f"{path} scrolls sideways on a phone"
+                assert page.evaluate(WIDEST_CHART) <= PHONE["width"] + 1, f"a chart on {path} is cut"
+                grids = page.locator('[data-testid="stDataFrame"]').filter(visible=True)
+                stacked = page.locator("table.stacked").filter(visible=True)
+                if path.startswith(("/processing-times", "/official")):
+                    assert grids.count() == 0 and stacked.count() > 0, f"{path}: tables stacked"
+            answer = next(p for p in PHONE_PAGES if p.startswith("/my-case"))
+            page.goto(base + answer)
+            page.get_by_role("heading", name="My case", level=1).wait_for(timeout=120_000)
+            wait_until_idle(page, 120_000)
+            verdict = page.get_by_text(re.compile(r"^Your wait (is|so far)"))
+            box = verdict.first.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= PHONE["height"] * 1.6, \
+                "the verdict is near the top on a phone"
+            assert page.get_by_text("Decision within 90 days").first.is_visible()
+    finally:
+        context.close()
