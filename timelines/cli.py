@@ -251,8 +251,11 @@ def main() -> None:
     # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     _register_commands()
+    from timelines.choices import apply_choices
+
+    command = typer.main.get_command(app)
     try:
-        app(standalone_mode=True)
+        apply_choices(command)(standalone_mode=True)  # type: ignore[arg-type]
     except (CliError, DatabaseBusyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None

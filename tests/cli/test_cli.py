@@ -48,7 +48,7 @@ def test_sample_ingest_refresh_stats(tmp_path: Path) -> None:
     [
         (("ingest", "/no/such/folder"), "does not exist"),
         (("stats",), "no statistics have been published"),
-        (("stats", "--format", "xml"), "--format must be table or json"),
+        (("stats", "--format", "xml"), "Invalid value for '--format'"),
     ],
 )
 def test_errors_are_one_clear_line_and_a_non_zero_exit(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
