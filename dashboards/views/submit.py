@@ -188,7 +188,9 @@ def _consent_and_submit(preview: SubmissionPreview, inbox_dir: Path) -> None:
 
 
 def _show_code(code: str) -> None:
-    st.success("Thank you: your submission is safely queued and will be counted within minutes.",
+    st.success("Thank you: your submission is safely queued. It is counted at the next inbox "
+               "run: every 5 minutes where `timelines serve` runs the schedules, every minute in "
+               "`timelines demo`; an operator can also run `timelines ingest --inbox` at any time.",
                icon=":material/check_circle:")
     st.markdown("**Your deletion code** (shown only now, we keep only a hash of it):")
     st.code(code, language=None)
