@@ -8,7 +8,6 @@ server, Prefect starts a temporary one (about 20 s).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -288,22 +287,10 @@ def demo(
         f"ingested {loaded.n_read} documents ({loaded.n_stored} stored, {loaded.n_rejected} rejected); "
         f"statistics for {refreshed.n_groups} groups"
     )
-    _stop_temporary_prefect_server()
+    # the temporary Prefect server the flow started stops when this process exits, also on
+    # SIGTERM/SIGINT (serve_dashboard turns them into a normal return)
     if serve:
         serve_dashboard(cfg, port, inbox_every=inbox_every)
-
-
-def _stop_temporary_prefect_server() -> None:
-    """Stop the temporary Prefect server the demo flow started: the dashboard needs none.
-
-    Prefect stops it at exit too, but only on a normal exit; stopping it now leaves nothing
-    behind whatever ends this process later.
-    """
-    from prefect.server.api.server import SubprocessASGIServer
-
-    for server in list(getattr(SubprocessASGIServer, "_instances", {}).values()):
-        with contextlib.suppress(Exception):
-            server.stop()
 
 
 def _register_commands() -> None:

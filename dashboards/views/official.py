@@ -42,6 +42,13 @@ def render() -> None:
         )
         _community_only(snapshot, k)
         return
+    examples = comparison.filter(pl.col("subtype_info").str.contains("EXAMPLE")).height
+    if examples:
+        st.warning(
+            f"**Example figures**: {examples} of the \"USCIS\" figures here come from the "
+            "example file the demo imports (docs/examples/official-processing-times-example.json), "
+            "not from USCIS. They show how the comparison reads; an operator imports the real "
+            "ones with `timelines import-official`.", icon=":material/science:")
     forms = comparison["form_type"].unique().sort().to_list()
     form = filters.url_choice(st, "Form", forms, "form", keep_default=True)
     rows = comparison.filter(pl.col("form_type") == form)
@@ -58,7 +65,9 @@ def _chart_rows(rows: pl.DataFrame) -> pl.DataFrame:
     several = pl.len().over("office") > 1  # one office with several USCIS categories
     label = pl.when(several).then(pl.col("office") + pl.lit(" · ") + pl.col("subtype")).otherwise(
         pl.col("office")).alias("group")
-    official = rows.select(label, pl.lit("USCIS (completed cases)").alias("source"),
+    official = rows.select(label, pl.when(pl.col("subtype_info").str.contains("EXAMPLE"))
+                           .then(pl.lit("EXAMPLE official figure")).otherwise(
+                               pl.lit("USCIS (completed cases)")).alias("source"),
                            pl.col("official_p80_days").alias("days"))
     community = rows.filter(~pl.col("community_suppressed")).select(
         label, pl.lit("community (all cases)").alias("source"),
