@@ -3,12 +3,12 @@
 A thin recipe over `pipeline.jobs.poll`. Only the fetch task retries (the network is the flaky
 part); parsing, anonymizing, validating and storing do not. No task persists its result, so
 receipt numbers never reach Prefect's storage; task parameters are not recorded by Prefect.
-Serve it on a schedule with `poll_deployment()` (cron from TIMELINES_POLL_CRON, daily by default).
+`timelines serve` runs it on a schedule (flows/schedules.py).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -19,13 +19,11 @@ from prefect.cache_policies import NO_CACHE
 from flows.progress import poll_progress
 from flows.refresh import publish_snapshot
 from pipeline.jobs import poll as polling
-from pipeline.prepare.anonymize import load_key
+from pipeline.prepare.anonymize import key_of
 from pipeline.settings import load_settings
 from pipeline.sources.uscis.client import ApiSettings, Secret, api_settings_from_env
 from pipeline.sources.uscis.registry import PollSchedule, Registry, registry_path
 
-ENV_CRON = "TIMELINES_POLL_CRON"
-DEFAULT_CRON = "0 6 * * *"  # every day at 06:00 (the server's time zone)
 ENV_FETCH_RETRY_DELAYS = "TIMELINES_POLL_FETCH_RETRY_DELAYS"  # seconds, e.g. "30,120"
 FETCH_RETRY_DELAYS_S = [30, 120]
 DEMO_CONSENT_VERSION = "demo"
@@ -70,7 +68,7 @@ def fetch(
 @task(cache_policy=NO_CACHE, persist_result=False)
 def prepare(progress: polling.FetchProgress, synthetic: bool, now: datetime) -> polling.PreparedPoll:
     """Parse, anonymize and validate the answers (no retries: a retry would repeat a bug)."""
-    key = load_key(load_settings().key_path)
+    key = key_of(load_settings())
     return polling.prepare_answers(progress, key, synthetic=synthetic, now=now)
 
 
@@ -100,9 +98,9 @@ class PollFailed(RuntimeError):
     """The poll stopped on a problem the operator must look at (credentials, API down)."""
 
 
-def fetch_retry_delays() -> list[int]:
+def fetch_retry_delays(env: Mapping[str, str]) -> list[int]:
     """Return the pauses before each retry of the fetch task (TIMELINES_POLL_FETCH_RETRY_DELAYS)."""
-    raw = os.environ.get(ENV_FETCH_RETRY_DELAYS, "").strip()
+    raw = env.get(ENV_FETCH_RETRY_DELAYS, "").strip()
     if not raw:
         return FETCH_RETRY_DELAYS_S
     try:
@@ -118,7 +116,8 @@ def poll_steps(
     api: ApiSettings, *, force: bool, limit: int | None, show_progress: bool
 ) -> polling.PollSummary:
     """Run the poll's tasks in order (inside a flow); raise PollFailed after storing a problem."""
-    schedule = polling.schedule_from_env()
+    settings = load_settings()
+    schedule = polling.schedule_from_env(settings.env)
     label = polling.api_label(api.base_url)
     now = datetime.now()
     batch = select_due(schedule, now, force, limit, api.requests_per_second)
@@ -130,7 +129,7 @@ def poll_steps(
     try:
         # ServiceDown is recorded in progress.problem; what was fetched is still stored.
         with suppress(polling.ServiceDown):
-            delays = fetch_retry_delays()
+            delays = fetch_retry_delays(settings.env)
             retried = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)
             retried(api, batch, progress, show_progress)
         prepared = prepare(progress, polling.answers_are_synthetic(label), now)
@@ -153,7 +152,7 @@ def poll_flow(
     force: bool = False, limit: int | None = None, show_progress: bool = False
 ) -> polling.PollSummary:
     """Poll the Case Status API for the tracked receipts that are due (all with force)."""
-    return poll_steps(api_settings_from_env(), force=force, limit=limit, show_progress=show_progress)
+    return poll_steps(api_settings_from_env(load_settings().env), force=force, limit=limit, show_progress=show_progress)
 
 
 @flow(name="demo-poll", log_prints=True)
@@ -181,9 +180,3 @@ def demo_poll_flow() -> polling.PollSummary:
             )
         print(f"polling the sandbox emulator at {server.base_url}")
         return poll_steps(api, force=False, limit=None, show_progress=False)
-
-
-def poll_deployment(cron: str | None = None, name: str = "daily-poll") -> Any:
-    """Return a deployment of `poll_flow` on a cron (TIMELINES_POLL_CRON, daily by default)."""
-    schedule = cron or os.environ.get(ENV_CRON, "").strip() or DEFAULT_CRON
-    return poll_flow.to_deployment(name=name, cron=schedule)

@@ -29,7 +29,8 @@ class ShardFailed(RuntimeError):
 @task(cache_policy=NO_CACHE)
 def plan_shards(shards: int) -> list[int]:
     """How many due receipts each shard polls."""
-    due = count_due(load_settings(), polling.schedule_from_env(), datetime.now())
+    settings = load_settings()
+    due = count_due(settings, polling.schedule_from_env(settings.env), datetime.now())
     return shard_sizes(due, shards)
 
 

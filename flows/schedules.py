@@ -16,7 +16,6 @@ by a hook, and a snapshot is published, so the dashboard's health page shows it.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +87,7 @@ def schedules_from_env(env: Mapping[str, str] | None = None) -> list[Schedule]:
     """Read every job's cron and the time zone; ScheduleError names a bad variable."""
     from prefect._internal.schemas.validators import validate_cron_string
 
-    env = os.environ if env is None else env
+    env = load_settings().env if env is None else env
     timezone = env.get(ENV_TIMEZONE, "").strip() or "UTC"
     try:
         ZoneInfo(timezone)
@@ -114,7 +113,7 @@ def schedules_from_env(env: Mapping[str, str] | None = None) -> list[Schedule]:
 
 def poll_shards_from_env(env: Mapping[str, str] | None = None) -> int:
     """How many processes share each poll (TIMELINES_POLL_SHARDS, default 1)."""
-    env = os.environ if env is None else env
+    env = load_settings().env if env is None else env
     raw = env.get(ENV_POLL_SHARDS, "").strip() or "1"
     if not raw.isdigit() or not 1 <= int(raw) <= 32:
         raise ScheduleError(f"{ENV_POLL_SHARDS}={raw!r} must be a whole number from 1 to 32")

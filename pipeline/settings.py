@@ -1,21 +1,62 @@
-"""Settings read once from the environment, with defaults that make the embedded demo work."""
+"""One settings object, read once from the environment, with defaults that make the demo work.
+
+`load_settings()` reads the process environment and, for local use, an optional `.env` file
+(KEY=VALUE lines; the environment wins; TIMELINES_ENV_FILE names another file). It keeps its
+own copy of the variables the program reads, so nothing else ever reads `os.environ`: each area
+parses its part of `Settings.env` with a typed reader that names a bad variable
+(`api_settings_from_env`, `schedule_from_env`, `schedules_from_env`, ...), and a secret that
+is needed but missing is an error, never an empty string.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 DEFAULT_HOME = Path("data")
+ENV_FILE = ".env"
+# Variables the program reads; a .env file may set only these.
+PREFIXES = ("TIMELINES_", "USCIS_", "PREFECT_")
+
+
+class Secret:
+    """Hold a credential so that repr, str and log lines show only asterisks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the credential itself, for the one place that uses it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the program keeps its files and the thresholds it publishes under."""
+    """Where the program keeps its files, the thresholds it publishes under, its secrets."""
 
     home: Path
     min_group_size: int = 10
+    pseudonym_key: Secret | None = field(default=None, repr=False)  # TIMELINES_PSEUDONYM_KEY
+    prefect_api_url: str | None = None  # PREFECT_API_URL: run one-off commands as flows
+    env: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
 
     @property
     def database_path(self) -> Path:
@@ -53,11 +94,38 @@ class Settings:
         return self.home
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, blank lines, `export ` and quotes allowed)."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        text = text.removeprefix("export ").strip()
+        name, sep, value = text.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise ValueError(f"{path} line {number}: expected NAME=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if name.startswith(PREFIXES):
+            found[name] = value
+    return found
+
+
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The program's variables: the .env file's, overridden by the environment's."""
+    process = dict(os.environ) if env is None else dict(env)
+    file = Path(process.get("TIMELINES_ENV_FILE") or ENV_FILE)
+    from_file = read_env_file(file) if file.is_file() else {}
+    return from_file | {k: v for k, v in process.items() if k.startswith(PREFIXES)}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from the environment (TIMELINES_HOME, TIMELINES_MIN_GROUP_SIZE)."""
-    env = os.environ if env is None else env
-    home = Path(env.get("TIMELINES_HOME") or DEFAULT_HOME).expanduser()
-    raw_k = env.get("TIMELINES_MIN_GROUP_SIZE", "10")
+    """Read the settings once (environment, then .env); ValueError names a bad variable."""
+    values = environment(env)
+    home = Path(values.get("TIMELINES_HOME") or DEFAULT_HOME).expanduser()
+    raw_k = values.get("TIMELINES_MIN_GROUP_SIZE", "10")
     try:
         k = int(raw_k)
     except ValueError as exc:
@@ -66,4 +134,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ) from exc
     if k < 1:
         raise ValueError(f"TIMELINES_MIN_GROUP_SIZE must be at least 1, got {k}")
-    return Settings(home=home, min_group_size=k)
+    key = values.get("TIMELINES_PSEUDONYM_KEY")
+    return Settings(
+        home=home,
+        min_group_size=k,
+        pseudonym_key=Secret(key) if key is not None else None,
+        prefect_api_url=values.get("PREFECT_API_URL", "").strip() or None,
+        env=MappingProxyType(values),
+    )
+
+
+def child_environment(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment for a child process of ours: this one's, the settings' home, overrides."""
+    return dict(os.environ) | {"TIMELINES_HOME": str(settings.home.resolve())} | overrides
+
+
+def export_variable(name: str, value: str) -> None:
+    """Set a variable for libraries that read the environment themselves (Prefect)."""
+    os.environ[name] = value
+
+
+def default_variable(name: str, value: str) -> None:
+    """Set a variable for libraries that read the environment, unless it is set already."""
+    os.environ.setdefault(name, value)

@@ -25,6 +25,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("TIMELINES_HOME", str(home))
+    monkeypatch.setenv("TIMELINES_ENV_FILE", str(tmp_path / "no.env"))  # not the checkout's .env
     return home
 
 

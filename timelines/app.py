@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
 import typer
@@ -39,7 +38,7 @@ def settings() -> Settings:
 
 def use_prefect(flag: bool | None) -> bool:
     """Whether to run through Prefect: forced by flag, else when a server is configured."""
-    return bool(os.environ.get("PREFECT_API_URL")) if flag is None else flag
+    return settings().prefect_api_url is not None if flag is None else flag
 
 
 def echo_json(value: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -165,12 +164,12 @@ def _quota(traffic: pl.DataFrame) -> None:
 
 def _configured_quota() -> int | None:
     """The daily quota configured for the poller (the default 1,000; None when unreadable)."""
-    raw = os.environ.get(ENV_QUOTA, "").strip() or "1000"
+    raw = data.app_settings().env.get(ENV_QUOTA, "").strip() or "1000"
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 def _quota_day() -> date:
-    zone = os.environ.get(ENV_ZONE, "").strip() or "America/New_York"
+    zone = data.app_settings().env.get(ENV_ZONE, "").strip() or "America/New_York"
     try:
         return datetime.now(ZoneInfo(zone)).date()
     except (ZoneInfoNotFoundError, ValueError):

@@ -14,7 +14,7 @@ from dashboards.formatting import plain_rows
 from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
 from pipeline.inbox.folder import SubmissionRefused, write_submission
 from pipeline.parse.forms import COMMON_FORMS
-from pipeline.prepare.anonymize import load_key
+from pipeline.prepare.anonymize import key_of
 from pipeline.prepare.preview import (
     MAX_CSV_BYTES,
     MAX_PASTE_BYTES,
@@ -61,7 +61,7 @@ def render() -> None:
     try:
         settings = load_settings()
         settings.ensure_home()
-        key = load_key(settings.key_path)
+        key = key_of(settings)
     except (ValueError, OSError) as error:
         st.error(f"Submissions are not possible right now: {error}", icon=":material/error:")
         return

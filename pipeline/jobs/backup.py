@@ -24,7 +24,7 @@ import duckdb
 
 from pipeline.prepare.anonymize import KEY_ENV
 from pipeline.publish.snapshot import publish_snapshot
-from pipeline.settings import Settings
+from pipeline.settings import Secret, Settings
 from pipeline.store.db import available_migrations, connect, open_store, schema_version
 
 FORMAT = "timelines-backup/1"
@@ -159,7 +159,7 @@ def restore_backup(
             f"the backup has schema version {manifest.schema_version}, newer than this program "
             f"knows ({newest}): upgrade uscis-timelines first, then restore"
         )
-    _check_key(manifest, source)
+    _check_key(manifest, source, settings.pseudonym_key)
     home = settings.home
     present = sorted(p.name for p in home.iterdir()) if home.is_dir() else []
     if present and not force:
@@ -234,8 +234,8 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0]) for t in tables}
 
 
-def _check_key(manifest: BackupManifest, source: Path) -> None:
-    given = os.environ.get(KEY_ENV)
+def _check_key(manifest: BackupManifest, source: Path, secret: Secret | None) -> None:
+    given = secret.reveal() if secret is not None else None
     if not manifest.key_included and given is None:
         raise BackupError(
             f"the backup holds no pseudonym key (it was given by {KEY_ENV} when the backup was "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from pipeline.jobs.refresh import refresh_and_publish
-from pipeline.prepare.anonymize import load_key, pseudonymize
+from pipeline.prepare.anonymize import key_of, pseudonymize
 from pipeline.receipts import normalize_receipt
 from pipeline.settings import Settings
 from pipeline.sources.uscis.registry import Registry, registry_path
@@ -63,7 +63,7 @@ def forget_receipt(settings: Settings, receipt: str) -> Forgotten:
     # The registry first: a poll that is running then drops this case before storing it.
     with Registry(registry_path(settings.home)) as registry:
         was_tracked = registry.remove(canonical)
-    case_id = pseudonymize(canonical, load_key(settings.key_path))
+    case_id = pseudonymize(canonical, key_of(settings))
     if not settings.database_path.exists():
         return Forgotten(was_tracked)
     with open_store(settings.database_path) as con:

@@ -24,7 +24,7 @@ from pipeline.jobs.poll_results import (
     store_poll,
     summarize,
 )
-from pipeline.prepare.anonymize import load_key
+from pipeline.prepare.anonymize import key_of
 from pipeline.settings import Settings
 from pipeline.sources.uscis.client import ApiSettings
 from pipeline.sources.uscis.fetch import (
@@ -78,7 +78,7 @@ def run_poll(
     publish: bool = True,
 ) -> PollSummary:
     """Run every step of a poll in this process (what `timelines poll` does without Prefect)."""
-    schedule = schedule or schedule_from_env()
+    schedule = schedule or schedule_from_env(settings.env)
     label = api_label(api.base_url)
     now = datetime.fromtimestamp(clock())
     batch = select_due_receipts(
@@ -93,7 +93,7 @@ def run_poll(
         with suppress(ServiceDown):
             fetch_answers(settings, api, batch, progress, clock=clock, sleep=sleep,
                           on_progress=on_progress)
-        key = load_key(settings.key_path)
+        key = key_of(settings)
         prepared = prepare_answers(
             progress, key, synthetic=answers_are_synthetic(label), now=now
         )

@@ -29,7 +29,7 @@ from pipeline.prepare.anonymize import KEY_ENV, PseudonymKey, load_key, pseudony
 from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
 from pipeline.sources.uscis.registry import Registry, registry_path
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 
 
 class RekeyError(RuntimeError):
@@ -49,7 +49,7 @@ class RekeyResult:
 def rotate_key(settings: Settings, now: datetime | None = None) -> RekeyResult:
     """Generate a new key, re-key every case whose receipt is tracked, swap the key files."""
     now = now or datetime.now()
-    if os.environ.get(KEY_ENV) is not None:
+    if settings.pseudonym_key is not None:
         raise RekeyError(
             f"the key comes from {KEY_ENV}, not from a key file: unset it to rotate the file "
             f"{settings.key_path}, or rotate by hand (see docs/operations.md)"
@@ -62,8 +62,8 @@ def rotate_key(settings: Settings, now: datetime | None = None) -> RekeyResult:
             "them first (`timelines ingest --inbox`), then rotate"
         )
     staged = settings.key_path.with_name(settings.key_path.name + ".new")
-    old = load_key(settings.key_path, env={})
-    new = load_key(staged, env={}) if staged.exists() else _write_new_key(staged)
+    old = load_key(settings.key_path)
+    new = load_key(staged) if staged.exists() else _write_new_key(staged)
     receipts = _tracked_receipts(settings)
     mapping = pl.DataFrame(
         {"old_id": [pseudonymize(r, old) for r in receipts],
@@ -92,7 +92,7 @@ def _write_new_key(path: Path) -> PseudonymKey:
         handle.write(secrets.token_hex(32))
         handle.flush()
         os.fsync(handle.fileno())
-    return load_key(path, env={})
+    return load_key(path)
 
 
 def _tracked_receipts(settings: Settings) -> list[str]:
@@ -107,18 +107,14 @@ def _rekey(con: duckdb.DuckDBPyConnection, mapping: pl.DataFrame) -> dict[str, i
     """Move every row of every case-keyed table to the new pseudonyms, in one transaction."""
     rows = {}
     con.register("rekey_map", mapping)
-    con.execute("BEGIN TRANSACTION")
     try:
-        for table in tables_with_cases(con):
-            [(n,)] = con.execute(
-                f'UPDATE "{table}" SET case_id = m.new_id FROM rekey_map m'
-                f' WHERE "{table}".case_id = m.old_id'
-            ).fetchall()
-            rows[table] = int(n)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            for table in tables_with_cases(con):
+                [(n,)] = con.execute(
+                    f'UPDATE "{table}" SET case_id = m.new_id FROM rekey_map m'
+                    f' WHERE "{table}".case_id = m.old_id'
+                ).fetchall()
+                rows[table] = int(n)
     finally:
         con.unregister("rekey_map")
     return rows

@@ -12,13 +12,13 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pipeline.model import CaseRecord, ParsedCase
 from pipeline.receipts import fiscal_year, intake_office, normalize_receipt
+from pipeline.settings import Secret, Settings
 from pipeline.stages import event_order
 
 KEY_ENV = "TIMELINES_PSEUDONYM_KEY"
@@ -35,11 +35,15 @@ class PseudonymKey:
         return "PseudonymKey(<secret>)"
 
 
-def load_key(key_path: Path, env: Mapping[str, str] | None = None) -> PseudonymKey:
-    """Return the key from the environment, else from key_path, creating it (0600) if absent."""
-    env = os.environ if env is None else env
-    given = env.get(KEY_ENV)
-    if given is not None:
+def key_of(settings: Settings) -> PseudonymKey:
+    """The pseudonym key these settings name: TIMELINES_PSEUDONYM_KEY, else the key file."""
+    return load_key(settings.key_path, settings.pseudonym_key)
+
+
+def load_key(key_path: Path, secret: Secret | None = None) -> PseudonymKey:
+    """Return the given key, else the one in key_path, creating it (0600) if absent."""
+    if secret is not None:
+        given = secret.reveal()
         if len(given) < MIN_KEY_CHARS:
             raise ValueError(
                 f"{KEY_ENV} is set but too short: use at least {MIN_KEY_CHARS} random characters "
@@ -61,11 +65,15 @@ def load_key(key_path: Path, env: Mapping[str, str] | None = None) -> PseudonymK
     return PseudonymKey(text.encode())
 
 
+def keyed_id(identity: str, key: PseudonymKey) -> str:
+    """The one pseudonym function: `c_` + 32 hex digits of HMAC-SHA256 under the key."""
+    digest = hmac.new(key.secret, identity.encode(), hashlib.sha256).hexdigest()
+    return "c_" + digest[:32]
+
+
 def pseudonymize(receipt: str, key: PseudonymKey) -> str:
     """The stable keyed pseudonym of a receipt number."""
-    canonical = normalize_receipt(receipt)
-    digest = hmac.new(key.secret, canonical.encode(), hashlib.sha256).hexdigest()
-    return "c_" + digest[:32]
+    return keyed_id(normalize_receipt(receipt), key)
 
 
 def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -> CaseRecord:
@@ -83,6 +91,10 @@ def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -
         last_modified=case.last_modified,
         synthetic=case.synthetic,
         events=sorted(set(case.events), key=lambda e: event_order(e.event_date, e.stage)),
+        category=case.category,
+        tracked_since=case.tracked_since,
+        last_checked=case.last_checked,
+        received_estimated=case.received_estimated,
     )
 
 

@@ -53,10 +53,3 @@ def current_snapshot(published_dir: Path) -> Snapshot:
     meta = json.loads((folder / "meta.json").read_text())
     return Snapshot(folder, meta)
 
-
-def public_stats(stats: pl.DataFrame) -> pl.DataFrame:
-    """Blank every count and figure of a suppressed group: only 'too small' is published."""
-    figures = [c for c in stats.columns if c not in {"form_type", "office", "suppressed", "computed_at"}]
-    return stats.with_columns(
-        [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in figures]
-    )

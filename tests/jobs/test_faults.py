@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import duckdb
 import pytest
 
 from pipeline.publish.reader import current_snapshot
-from pipeline.settings import Settings
+from pipeline.settings import Secret, Settings
 from pipeline.sources.sample import write_sample
 from tests.jobs.test_ingest_store import table_contents
 from tests.support.cli import timelines_exe
@@ -278,6 +279,7 @@ def test_while_another_process_holds_the_database_readers_keep_serving(
         assert "No statistics have been published" not in " ".join(str(m.value) for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_a_writer_waits_for_a_held_database_then_goes_on(
     tmp_path: Path, hold_database: Callable[[Path], Holder]
 ) -> None:
@@ -307,12 +309,12 @@ def submit(settings: Settings, receipt: str) -> str:
 
     from pipeline.inbox.consent import give_consent
     from pipeline.inbox.folder import write_submission
-    from pipeline.prepare.anonymize import load_key
+    from pipeline.prepare.anonymize import key_of
     from pipeline.prepare.preview import preview_submission
     from tests.support.submission_inputs import simplified
 
     now = datetime.now()
-    preview = preview_submission(json.dumps(simplified(receipt)), key=load_key(settings.key_path),
+    preview = preview_submission(json.dumps(simplified(receipt)), key=key_of(settings),
                                  now=now)
     return write_submission(settings.inbox_dir, preview, give_consent(now), now=now).code
 
@@ -323,6 +325,7 @@ def states(settings: Settings, codes: list[str]) -> list[str]:
     return [lookup_status(settings.inbox_dir, code).state for code in codes]
 
 
+@pytest.mark.slow
 def test_damaged_inbox_files_are_quarantined_with_their_reason_and_the_rest_stored(
     settings: Settings,
 ) -> None:
@@ -365,9 +368,9 @@ def test_damaged_inbox_files_are_quarantined_with_their_reason_and_the_rest_stor
 
 @pytest.mark.slow
 def test_submissions_arriving_during_an_ingest_are_all_stored(
-    settings: Settings, histories: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, histories: Path
 ) -> None:
-    monkeypatch.setenv("TIMELINES_PSEUDONYM_KEY", KEY)  # the same key as the child processes
+    settings = replace(settings, pseudonym_key=Secret(KEY))  # the same key as the child processes
     settings.ensure_home()
     env = child_env(settings.home)
     ingest = subprocess.Popen([timelines_exe(), "ingest", str(histories)], env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.jobs import ingest as ingest_job
-from pipeline.settings import Settings
+from pipeline.settings import Secret, Settings
 from pipeline.sources.sample import write_sample
 from tests.jobs.test_ingest_store import table_contents
 
@@ -33,11 +33,12 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def test_a_pool_of_processes_stores_the_same_as_one_process(
-    tmp_path: Path, inputs: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, inputs: Path
 ) -> None:
-    monkeypatch.setenv("TIMELINES_PSEUDONYM_KEY", KEY)
     files = ingest_job.discover_inputs([inputs])
-    alone, pooled = Settings(tmp_path / "alone"), Settings(tmp_path / "pooled")
+    key = Secret(KEY)
+    alone = Settings(tmp_path / "alone", pseudonym_key=key)
+    pooled = Settings(tmp_path / "pooled", pseudonym_key=key)
 
     one = ingest_job.ingest_files(alone, files, workers=1, chunk_size=200)
     many = ingest_job.ingest_files(pooled, files, workers=2, chunk_size=200)

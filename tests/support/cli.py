@@ -22,7 +22,7 @@ def timelines_exe() -> str:
 def child_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a child process: this test's home, none of the caller's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(READ_BY_THE_CODE)}
-    return env | {"TIMELINES_HOME": str(home)} | extra
+    return env | {"TIMELINES_HOME": str(home), "TIMELINES_ENV_FILE": os.devnull} | extra
 
 
 def timelines(

@@ -1,4 +1,4 @@
-"""Operating a deployment: `timelines backup`, `timelines restore` and `timelines serve`."""
+"""Operating a deployment: `timelines backup`, `restore`, `export-lake` and `serve`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,25 @@ def backup(
         )
 
 
+@app.command(name="export-lake")
+def export_lake(
+    target: Annotated[Path, typer.Argument(help="Folder for the partitioned Parquet files.")],
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Write the statistics' inputs as hive-partitioned Parquet (case-level: keep it private)."""
+    from pipeline.jobs.lake import export_lake_job
+
+    counts = export_lake_job(settings(), target)
+    if output == "json":
+        echo_json(counts)
+        return
+    typer.echo(
+        f"wrote {counts.get('cases', 0):,} cases, {counts.get('status_events', 0):,} events and "
+        f"{counts.get('case_observations', 0):,} observations to {target} "
+        "(case-level rows: an operator's store, not open data)"
+    )
+
+
 @app.command()
 def restore(
     source: Annotated[Path, typer.Argument(help="A folder written by `timelines backup`.")],
@@ -90,13 +109,14 @@ def serve(
         help="Port of the local Prefect server started when PREFECT_API_URL is not set.")] = 4200,
 ) -> None:
     """Run the schedules (poll daily, inbox every 5 minutes, refresh hourly) until stopped."""
-    import os
 
     cfg = settings()
     cfg.ensure_home()
-    given = os.environ.get("PREFECT_API_URL", "").strip()
+    from pipeline.settings import export_variable
+
+    given = cfg.prefect_api_url
     api_url = given or f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: it reads it once
+    export_variable("PREFECT_API_URL", api_url)  # before Prefect is imported: it reads it once
 
     from flows.schedules import ScheduleError, build_deployments, schedules_from_env, served
 
@@ -193,7 +213,6 @@ def prefect_api_ready(api_url: str) -> bool:
 
 def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subprocess.Popen[bytes]:
     """Start `prefect server start` on 127.0.0.1 with its state in TIMELINES_HOME/prefect."""
-    import os
     import shutil
     import sys
     import time
@@ -202,7 +221,9 @@ def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subproc
     exe = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     log_path = prefect_home / "server.log"
     typer.echo(f"starting a local Prefect server on port {port} (log: {log_path}) ...")
-    env = os.environ | {"PREFECT_HOME": str(prefect_home)}
+    from pipeline.settings import child_environment
+
+    env = child_environment(settings(), PREFECT_HOME=str(prefect_home))
     env.pop("PREFECT_API_URL", None)
     with log_path.open("ab") as log:
         # its own session: a Ctrl+C or SIGTERM to this group must not stop the server before

@@ -36,7 +36,7 @@ def _api_settings() -> ApiSettings:
     from pipeline.sources.uscis.client import SettingsError, api_settings_from_env
 
     try:
-        return api_settings_from_env()
+        return api_settings_from_env(settings().env)
     except SettingsError as error:
         raise CliError(f"{error}\n{EMULATOR_HINT}") from error
 
@@ -66,7 +66,7 @@ def poll(
 
     api = _api_settings()
     try:
-        schedule = schedule_from_env()
+        schedule = schedule_from_env(settings().env)
     except ValueError as error:
         raise CliError(str(error)) from error
     if use_prefect(prefect):
@@ -171,11 +171,9 @@ def _print_report(cfg: Settings, days: int, output: str) -> None:
 
 
 def _quota_zone() -> str:
-    import os
-
     from pipeline.sources.uscis.client import ENV_ZONE
 
-    return os.environ.get(ENV_ZONE, "").strip() or "America/New_York"
+    return settings().env.get(ENV_ZONE, "").strip() or "America/New_York"
 
 
 def _normalized(receipts: list[str]) -> list[str]:
@@ -233,7 +231,7 @@ def track_list(
         raise CliError(f"--format must be table or json, not {output!r}")
     cfg = settings()
     try:
-        schedule = schedule_from_env()
+        schedule = schedule_from_env(settings().env)
     except ValueError as error:
         raise CliError(str(error)) from error
     with Registry(registry_path(cfg.ensure_home())) as registry:

@@ -87,7 +87,7 @@ def submit(
     """Preview a case history, and with --consent submit it; prints the one-time deletion code."""
     from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
     from pipeline.inbox.folder import SubmissionRefused, write_submission
-    from pipeline.prepare.anonymize import load_key
+    from pipeline.prepare.anonymize import key_of
     from pipeline.prepare.preview import KINDS, preview_submission
 
     if kind not in KINDS:
@@ -97,7 +97,7 @@ def submit(
     cfg = settings()
     cfg.ensure_home()
     now = datetime.now()
-    preview = preview_submission(_read_input(file), kind, key=load_key(cfg.key_path), now=now)
+    preview = preview_submission(_read_input(file), kind, key=key_of(cfg), now=now)
     if output == "table":
         _print_preview(preview)
     blocked = not preview.records or (preview.errors and not skip_invalid)

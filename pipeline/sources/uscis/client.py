@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
 import random
 import re
 import threading
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
+from pipeline.settings import Secret
 from pipeline.sources.uscis.ratelimit import (
     Clock,
     InMemoryRateLimiter,
@@ -72,30 +72,6 @@ def build_http_client(
     )
 
 
-class Secret:
-    """Hold a credential so that repr, str and log lines show only asterisks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the credential itself, for the one place that sends it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    __str__ = __repr__
-
-
 class SettingsError(ValueError):
     """A required setting is missing or a setting cannot be read."""
 
@@ -132,7 +108,7 @@ class ApiSettings:
         )
 
 
-def api_settings_from_env(env: Mapping[str, str] = os.environ) -> ApiSettings:
+def api_settings_from_env(env: Mapping[str, str]) -> ApiSettings:
     """Read ApiSettings from environment variables; fail loudly when a credential is missing."""
 
     def required(name: str) -> Secret:

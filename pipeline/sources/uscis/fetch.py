@@ -7,7 +7,6 @@ and `pipeline.jobs.poll_results` prepares and stores what they brought.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -58,7 +57,7 @@ Clock = Callable[[], float]
 OnProgress = Callable[[int, int, str], None]  # (done, total, outcome of the last receipt)
 
 
-def schedule_from_env(env: Mapping[str, str] = os.environ) -> PollSchedule:
+def schedule_from_env(env: Mapping[str, str]) -> PollSchedule:
     """Read the poll schedule from TIMELINES_POLL_* variables (hours and days)."""
 
     def number(name: str, default: float) -> float:
