@@ -15,6 +15,7 @@ from fractions import Fraction
 import numpy as np
 import polars as pl
 
+from pipeline.analytics.comparisons import regular_only
 from pipeline.analytics.estimate import STAGE_FILTERS, CaseEstimate, estimate_case
 from pipeline.analytics.survival import kaplan_meier
 
@@ -144,7 +145,7 @@ class AnswerCard:
 def similar_cases(durations: pl.DataFrame, form_type: str, office: str | None,
                   stage: str | None, basis: str) -> pl.DataFrame:
     """The cases an estimate of this basis rests on (same form, maybe office and stage)."""
-    cases = durations.filter(pl.col("form_type") == form_type)
+    cases = regular_only(durations).filter(pl.col("form_type") == form_type)
     if "office" in basis and office is not None:
         cases = cases.filter(pl.col("intake_office") == office)
     flag = STAGE_FILTERS.get(stage or "received")
@@ -167,7 +168,7 @@ def peers_for(durations: pl.DataFrame, form_type: str, office: str | None, recei
               k: int) -> Peers | None:
     """Cases of the same form and office filed the same month; None under k."""
     month = received.replace(day=1)
-    cases = durations.filter((pl.col("form_type") == form_type)
+    cases = regular_only(durations).filter((pl.col("form_type") == form_type)
                              & (pl.col("received_month") == month))
     if office is not None:
         cases = cases.filter(pl.col("intake_office") == office)
@@ -182,7 +183,7 @@ def next_stage_for(stage_stats: pl.DataFrame | None, form_type: str, office: str
     if stage_stats is None or stage_stats.height == 0:
         return None
     for segment in NEXT_SEGMENTS.get(stage, ()):
-        rows = stage_stats.filter((pl.col("segment") == segment) & (pl.col("form_type") == form_type)
+        rows = regular_only(stage_stats).filter((pl.col("segment") == segment) & (pl.col("form_type") == form_type)
                                   & ~pl.col("suppressed") & pl.col("median_days").is_not_null())
         for place in ([office] if office else []) + [None]:
             match = rows.filter(pl.col("office").is_null() if place is None

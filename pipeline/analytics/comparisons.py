@@ -89,6 +89,13 @@ class CohortChange:
         return f"No clear change from a year earlier (the intervals overlap): {figures}."
 
 
+def regular_only(frame: pl.DataFrame) -> pl.DataFrame:
+    """Regular-processing rows when the table tells processing apart (premium is not pooled)."""
+    if "processing" in frame.columns:
+        return frame.filter(pl.col("processing") == "regular")
+    return frame
+
+
 def _pct(share: float) -> str:
     return f"{100 * share:.0f}%"
 
@@ -134,6 +141,7 @@ def cohort_changes(cases: pl.DataFrame, as_of: date, k: int, office_col: str = "
                    months: int = 3) -> list[CohortChange]:
     """The recent cohort against a year earlier, for all offices and then each office."""
     start, end, horizon = recent_window(as_of, months)
+    cases = regular_only(cases)
     recent = cases.filter(pl.col("received_month").is_between(start, end, closed="left"))
     before = cases.filter(pl.col("received_month").is_between(
         _year_earlier(start), _year_earlier(end), closed="left"))
@@ -163,7 +171,7 @@ class OfficeMedian:
 def office_medians(cases: pl.DataFrame, k: int, office_col: str = "intake_office") -> list[OfficeMedian]:
     """The median wait per office with at least k cases, shortest first."""
     out = []
-    for (office,), group in cases.group_by(office_col):
+    for (office,), group in regular_only(cases).group_by(office_col):
         if office is None or group.height < k:
             continue
         km = kaplan_meier(group["duration_days"].to_numpy(), group["decided"].to_numpy())

@@ -104,3 +104,10 @@ def test_the_difference_interval_claims_a_change_about_5_percent_of_the_time_whe
                                 (wait <= seen).tolist()))
         claims += cohort_changes(pl.concat(frames), AS_OF, k=10)[0].verdict != "no clear change"
     assert 0.02 <= claims / repetitions <= 0.09
+
+
+def test_premium_cases_are_not_pooled_with_regular_ones_when_the_table_tells_them_apart() -> None:
+    regular = exponential("NBC", 150, 200, 6).with_columns(pl.lit("regular").alias("processing"))
+    premium = exponential("TSC", 10, 200, 7).with_columns(pl.lit("premium").alias("processing"))
+    medians = office_medians(pl.concat([regular, premium]), k=10)
+    assert [m.office for m in medians] == ["NBC"]
