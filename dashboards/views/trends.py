@@ -86,7 +86,9 @@ def _getting_worse(snapshot: Snapshot, form: str, office: str | None, k: int) ->
     chosen = next((c for c in changes if c.group == (office or "all offices")), changes[0])
     st.markdown(f"**{chosen.sentence(form)}**")
     st.caption(
-        "Recent filings are mostly still waiting, so both groups are compared at the same "
+        "The latest filings are mostly still waiting, so the comparison takes the latest "
+        "filing months that have all had the form's typical wait, and compares them with the "
+        "same months a year earlier at the same "
         f"point: the share decided within {chosen.horizon_days} days of filing, which every "
         "recent case has had time to reach. 95% intervals; a change is stated only when the "
         "interval of the difference leaves out zero. Offices with fewer than "

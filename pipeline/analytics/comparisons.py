@@ -4,10 +4,11 @@ Plain polars/numpy over the published durations table. Both answer with interval
 make a plain statement only when the intervals support it; otherwise they say the data do not
 show a difference. Groups under k give no figures.
 
-*Getting worse*: recent filing cohorts are mostly still waiting, so their median is not known
-yet. Both cohorts are compared at the same horizon instead: the share decided within D days,
-where D is the follow-up every case of the recent cohort has had (from the end of its months
-to the day the data were seen). Kaplan–Meier for each, Greenwood variance for the difference.
+*Getting worse*: the latest filing months are mostly still waiting, so their median is not
+known yet. The comparison takes the latest three filing months whose cases have all had the
+form's typical (median) wait by now, and the same months a year earlier, and compares them at
+the same horizon: the share decided within D days, D being the follow-up every case of the
+recent months has had. Kaplan–Meier for each, Greenwood variance for the difference.
 """
 
 from __future__ import annotations
@@ -128,20 +129,36 @@ def share_decided_within(cases: pl.DataFrame, horizon_days: int, k: int) -> Shar
                  1.0 - float(km.ci_low[idx]), float(km.greenwood_var[idx]), cases.height)
 
 
-def recent_window(as_of: date, months: int = 3) -> tuple[date, date, int]:
-    """The latest `months` filing months with at least MIN_HORIZON_DAYS of follow-up.
+def recent_window(as_of: date, months: int = 3,
+                  min_days: int = MIN_HORIZON_DAYS) -> tuple[date, date, int]:
+    """The latest `months` filing months with at least `min_days` of follow-up.
 
     Returns [start, end) and the horizon: the days from `end` to `as_of`.
     """
-    end = (as_of - timedelta(days=MIN_HORIZON_DAYS)).replace(day=1)
+    end = (as_of - timedelta(days=min_days)).replace(day=1)
     return _add_months(end, -months), end, (as_of - end).days
 
 
+def typical_horizon(cases: pl.DataFrame) -> int:
+    """The horizon that tells cohorts apart: the form's median wait (at least 60 days).
+
+    A horizon much shorter than the usual wait compares shares near 0% (nobody is decided
+    that fast); at the median, half of the cases are decided, where shares move the most.
+    """
+    if cases.height == 0:
+        return MIN_HORIZON_DAYS
+    km = kaplan_meier(cases["duration_days"].to_numpy(), cases["decided"].to_numpy())
+    median = survival_quantile(km, 0.5).value
+    return MIN_HORIZON_DAYS if median is None else max(MIN_HORIZON_DAYS, int(median))
+
+
 def cohort_changes(cases: pl.DataFrame, as_of: date, k: int, office_col: str = "intake_office",
-                   months: int = 3) -> list[CohortChange]:
-    """The recent cohort against a year earlier, for all offices and then each office."""
-    start, end, horizon = recent_window(as_of, months)
+                   months: int = 3, min_days: int | None = None) -> list[CohortChange]:
+    """The latest cohort that has had the form's typical wait, against a year earlier, for
+    all offices and then each office."""
     cases = regular_only(cases)
+    horizon_floor = typical_horizon(cases) if min_days is None else min_days
+    start, end, horizon = recent_window(as_of, months, horizon_floor)
     recent = cases.filter(pl.col("received_month").is_between(start, end, closed="left"))
     before = cases.filter(pl.col("received_month").is_between(
         _year_earlier(start), _year_earlier(end), closed="left"))

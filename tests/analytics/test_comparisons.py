@@ -31,11 +31,21 @@ def test_the_recent_window_has_sixty_days_of_follow_up() -> None:
     assert recent_window(AS_OF) == (date(2026, 7, 1), date(2026, 10, 1), 61)
 
 
+def test_a_slow_form_is_compared_at_its_typical_wait() -> None:
+    # median wait 400 days: the recent months are those filed by Oct 2025 (Jul-Sep 2025)
+    frame = cases(date(2024, 8, 1), [400] * 50 + [800] * 50, [True] * 100)
+    frame = pl.concat([frame, cases(date(2025, 8, 1), [300] * 50 + [500] * 50, [True] * 100)])
+    change = cohort_changes(frame, AS_OF, k=10)[0]
+    assert (change.recent_start, change.recent_end) == (date(2025, 7, 1), date(2025, 10, 1))
+    assert change.horizon_days == 426  # Oct 1, 2025 to Dec 1, 2026
+    assert change.recent is not None and change.recent.share == pytest.approx(0.5)
+
+
 def test_a_slower_recent_cohort_is_called_slower_with_both_figures() -> None:
     # a year earlier: 60 of 100 decided on day 10 (within 61 days: 60%); now 20 of 100 (20%)
     before = cases(date(2025, 8, 1), [10] * 60 + [200] * 40, [True] * 100)
     recent = cases(date(2026, 8, 1), [10] * 20 + [70] * 80, [True] * 20 + [False] * 80)
-    change = cohort_changes(pl.concat([before, recent]), AS_OF, k=10)[0]
+    change = cohort_changes(pl.concat([before, recent]), AS_OF, k=10, min_days=60)[0]
     assert change.recent is not None and change.year_before is not None
     assert change.recent.share == pytest.approx(0.2)
     assert change.year_before.share == pytest.approx(0.6)
@@ -48,7 +58,7 @@ def test_a_slower_recent_cohort_is_called_slower_with_both_figures() -> None:
 def test_equal_cohorts_show_no_clear_change() -> None:
     same = ([10] * 50 + [200] * 50, [True] * 100)
     frame = pl.concat([cases(date(2025, 8, 1), *same), cases(date(2026, 8, 1), *same)])
-    change = cohort_changes(frame, AS_OF, k=10)[0]
+    change = cohort_changes(frame, AS_OF, k=10, min_days=60)[0]
     assert change.verdict == "no clear change"
     assert "No clear change" in change.sentence("I-130")
 
@@ -58,7 +68,8 @@ def test_offices_are_compared_one_by_one_and_small_ones_are_too_few() -> None:
                      cases(date(2026, 8, 1), [10] * 100, [True] * 100)])
     small = pl.concat([cases(date(2025, 8, 1), [10] * 5, [True] * 5, "TSC"),
                        cases(date(2026, 8, 1), [10] * 5, [True] * 5, "TSC")])
-    changes = {c.group: c for c in cohort_changes(pl.concat([big, small]), AS_OF, k=10)}
+    changes = {c.group: c for c in cohort_changes(pl.concat([big, small]), AS_OF, k=10,
+                                                   min_days=60)}
     assert changes["NBC"].verdict == "no clear change"
     assert changes["TSC"].verdict == "too few cases"
     assert changes["TSC"].sentence("I-130").startswith("Too few I-130 cases at TSC")
@@ -102,7 +113,8 @@ def test_the_difference_interval_claims_a_change_about_5_percent_of_the_time_whe
             seen = rng.uniform(40, 400, 150)
             frames.append(cases(month, np.minimum(wait, seen).astype(int).tolist(),
                                 (wait <= seen).tolist()))
-        claims += cohort_changes(pl.concat(frames), AS_OF, k=10)[0].verdict != "no clear change"
+        claims += cohort_changes(pl.concat(frames), AS_OF, k=10,
+                                 min_days=60)[0].verdict != "no clear change"
     assert 0.02 <= claims / repetitions <= 0.09
 
 

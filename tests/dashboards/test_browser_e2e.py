@@ -116,7 +116,8 @@ def test_every_page_renders_real_content(dashboard: str, page: Any, home: Settin
             assert page.get_by_text("Synthetic sample data").first.is_visible(), path
     open_view(page, dashboard + "/processing-times?form=I-485&office=NBC", "Processing times")
     charts = page.locator('[data-testid="stVegaLiteChart"]')
-    assert charts.count() == 2 and charts.first.locator("canvas, svg").count() > 0
+    # survival curves, histogram, and the offices' medians when two offices have one
+    assert charts.count() >= 2 and charts.first.locator("canvas, svg").count() > 0
     assert page.get_by_text(f"{expected['median_days']:,.0f} days", exact=True).first.is_visible()
     nav = page.locator('[data-testid="stSidebarNav"]')
     for title in ("Overview", "Processing times", "My case", "Submit a history", "Download"):
