@@ -27,11 +27,12 @@ def render() -> None:
     """Draw the my-case page."""
     settings = data.app_settings()
     st.title("My case")
+    shown = st.session_state.get(_FACTS) is not None or "received" in st.query_params
     st.markdown(
-        "Paste what USCIS shows you, or type your dates, to get a plain-English explanation "
-        "and what similar cases suggest about your wait. **Nothing you enter here is stored.**"
+        "**Nothing you enter here is stored.**" if shown else
+        "Type your dates, or paste what USCIS shows you, to learn whether your wait is normal "
+        "and when you will likely hear. **Nothing you enter here is stored.**"
     )
-    _submit_link()
     snapshot = data.open_snapshot(settings)
     if snapshot:
         notices.synthetic_banner(snapshot)
@@ -40,13 +41,13 @@ def render() -> None:
     # the answer first (filled in below, once the inputs are read), then the inputs: on a
     # phone the answer is the first screen, and the typed form comes before the paste box
     answer = st.container()
-    shown = st.session_state.get(_FACTS) is not None or "received" in st.query_params
     with st.expander("Change the case" if shown else "Your case", expanded=not shown):
         typed_tab, paste_tab = st.tabs(["Type your dates", "Paste a history"])
         with typed_tab:
             _typed_input(_known_forms(durations))
         with paste_tab:
             _paste_input()
+    _submit_link()
 
     with answer:
         facts = st.session_state.get(_FACTS) or _linked_facts()
