@@ -14,6 +14,10 @@ import polars as pl
 HEIGHT = 320
 # Legends below the plot in a few columns, short enough to fit a 390 px phone.
 _LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=3, labelLimit=110)
+# a line's legend: solid strokes (the band's pale fill would otherwise be merged into it)
+_LINE_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=3, labelLimit=110,
+                          symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1,
+                          symbolSize=300)
 _LONG_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=1, labelLimit=300)
 # Time axes say the year: "Sep 2025", not "September".
 _MONTH_AXIS = alt.Axis(format="%b %Y", labelOverlap=True, labelAngle=0)
@@ -25,7 +29,8 @@ def survival_chart(curves: pl.DataFrame, group_col: str, group_title: str) -> al
     """Share of cases still waiting after each day, one step line per group, with its band."""
     base = alt.Chart(curves).encode(
         x=alt.X("time:Q", title="days since receipt", scale=alt.Scale(domainMin=0, nice=False)),
-        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LEGEND, scale=_GROUP_SCALE),
+        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LINE_LEGEND,
+                        scale=_GROUP_SCALE),
     )
     band = base.mark_area(opacity=0.15, interpolate="step-after").encode(
         y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q"),
