@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.store.db import transaction
+from pipeline.store.db import first_row, transaction
 from pipeline.store.submissions import origin_of
 
 _OWN_TABLES = {"cases", "status_events", "quarantine", "submissions", "submission_cases",
@@ -57,7 +57,7 @@ class DeletionOutcome:
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+    row = first_row(con.execute(sql))
     return int(row[0]) if row else 0
 
 
@@ -95,8 +95,8 @@ def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> Del
             con.execute(f'DELETE FROM "{table}" WHERE case_id IN (SELECT case_id FROM doomed_cases)')
         con.execute("DELETE FROM cases WHERE case_id IN (SELECT case_id FROM doomed_cases)")
         origins = [origin_of(i) for i in ids]
-        row = con.execute("SELECT count(*) FROM quarantine WHERE origin IN"
-                          " (SELECT unnest(?::VARCHAR[]))", [origins]).fetchone()
+        row = first_row(con.execute("SELECT count(*) FROM quarantine WHERE origin IN"
+                          " (SELECT unnest(?::VARCHAR[]))", [origins]))
         n_quarantined = int(row[0]) if row else 0
         con.execute("DELETE FROM quarantine WHERE origin IN (SELECT unnest(?::VARCHAR[]))", [origins])
         for table in ("submission_events", "submission_cases", "submissions"):

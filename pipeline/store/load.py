@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
-from pipeline.store.db import query_frame, transaction
+from pipeline.store.db import first_row, query_frame, transaction
 
 
 @dataclass
@@ -45,7 +45,7 @@ class LoadResult:
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve a run id (the run's row is written with its load)."""
-    row = con.execute("SELECT nextval('run_id_seq')").fetchone()
+    row = first_row(con.execute("SELECT nextval('run_id_seq')"))
     assert row is not None
     return int(row[0])
 
