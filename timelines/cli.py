@@ -88,6 +88,7 @@ def ingest(
         "new_events": result.n_new_events,
         "rejected": result.n_rejected,
         "rejections": [{"origin": r.origin, "reasons": list(r.reasons)} for r in result.rejections],
+        "rejections_listed": len(result.rejections),  # the first ones; all are in quarantine
         "table_rows": {
             "read": result.rows_read, "stored": result.rows_stored,
             "quarantined": result.rows_quarantined, "refused": result.rows_refused,
