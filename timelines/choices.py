@@ -60,6 +60,9 @@ def _apply(command: Any) -> None:
         flag = next((o for o in getattr(param, "opts", []) if o.startswith("--")), "")
         if descriptor is None or param.param_type_name != "option":
             continue
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # an on/off flag takes no value: no "<bool>" in --help
+            continue
         choices = CHOICES.get(flag) or (OFFICES if flag == "--office" else None)
         if choices is not None:
             info = copy.copy(descriptor.parameter_info)
@@ -70,3 +73,4 @@ def _apply(command: Any) -> None:
             info = copy.copy(descriptor.parameter_info)
             info.parser = parse_form
             param.type_descriptor = replace(descriptor, parameter_info=info)
+            param.metavar = "<" + "|".join(COMMON_FORMS[:4]) + "|...>"

@@ -29,6 +29,8 @@ def test_an_unknown_value_exits_2_listing_the_valid_choices(
 def test_help_lists_choices_and_groups_commands(tmp_path: Path) -> None:
     stats_help = " ".join(timelines("stats", "--help", home=tmp_path).stdout.split())
     assert "<table|json>" in stats_help and "<intake|current>" in stats_help
+    ingest_help = timelines("ingest", "--help", home=tmp_path).stdout
+    assert not [line for line in ingest_help.splitlines() if "--inbox" in line and "<bool>" in line]
     main_help = timelines("--help", home=tmp_path).stdout
     for panel in ("For applicants", "Data and statistics", "For operators"):
         assert panel in main_help
