@@ -8,7 +8,6 @@ server, Prefect starts a temporary one (about 20 s).
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 from datetime import date
@@ -274,7 +273,7 @@ def dashboard_command(cfg: Settings, port: int) -> list[str]:
     """The command line that serves the Streamlit dashboard."""
     app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
+        sys.executable, "-m", "dashboards.serve", "run", str(app_path),
         "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
@@ -283,11 +282,67 @@ def dashboard_command(cfg: Settings, port: int) -> list[str]:
 @app.command()
 def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501) -> None:
     """Serve the dashboard on http://localhost:PORT (reads published snapshots only)."""
-    cfg = settings()
+    serve_dashboard(settings(), port, inbox_every=None)
+
+
+def serve_dashboard(cfg: Settings, port: int, inbox_every: float | None) -> None:
+    """Run the dashboard server until it exits or this process gets SIGTERM or SIGINT.
+
+    With inbox_every, store waiting submissions every that many seconds meanwhile (the
+    demo's stand-in for the scheduled inbox flow). On a signal the server is stopped and
+    waited for, so no Streamlit process is left behind.
+    """
+    import signal
+    import threading
+    import time
+
     env = child_environment(cfg)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    process = subprocess.Popen(dashboard_command(cfg, port), env=env)
     typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(dashboard_command(cfg, port), env=env, check=False)
+    if inbox_every:
+        typer.echo(f"submissions made on the dashboard are counted within {inbox_every:.0f} s "
+                   "(the inbox runs here while the demo serves)")
+    next_inbox = time.monotonic() + (inbox_every or 0)
+    try:
+        while process.poll() is None and not stop.wait(1.0):
+            if inbox_every and time.monotonic() >= next_inbox:
+                _run_inbox_once(cfg)
+                next_inbox = time.monotonic() + inbox_every
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        typer.echo("dashboard stopped")
+
+
+def _run_inbox_once(cfg: Settings) -> None:
+    """Store waiting submissions and carry out deletions; say what changed, never crash."""
+    from pipeline.jobs.inbox import process_inbox
+    from pipeline.store.db import DatabaseBusyError
+
+    try:
+        result = process_inbox(cfg)
+    except DatabaseBusyError:
+        return  # another process holds the database: the next round tries again
+    except Exception as error:  # keep serving; say what went wrong
+        typer.echo(f"inbox run failed: {error}", err=True)
+        return
+    if result.changed:
+        typer.echo(f"inbox: {len(result.stored)} submission(s) stored, "
+                   f"{len(result.deletions)} deletion(s); figures re-published")
 
 
 @app.command()
@@ -296,6 +351,9 @@ def demo(
     seed: Annotated[int, typer.Option()] = 1,
     port: Annotated[int, typer.Option()] = 8501,
     serve: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
+    inbox_every: Annotated[int, typer.Option(
+        "--inbox-every", min=5, help="Seconds between inbox runs while the dashboard serves "
+                                     "(submissions are counted after the next one).")] = 60,
 ) -> None:
     """Sample + ingest + refresh as Prefect flows, then serve the dashboard."""
     cfg = settings()
@@ -309,8 +367,10 @@ def demo(
         f"ingested {loaded.n_read} documents ({loaded.n_stored} stored, {loaded.n_rejected} rejected); "
         f"statistics for {refreshed.n_groups} groups"
     )
+    # the temporary Prefect server the flow started stops when this process exits, also on
+    # SIGTERM/SIGINT (serve_dashboard turns them into a normal return)
     if serve:
-        dashboard(port)
+        serve_dashboard(cfg, port, inbox_every=inbox_every)
 
 
 def _register_commands() -> None:
@@ -331,8 +391,11 @@ def main() -> None:
     # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
     default_variable("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     _register_commands()
+    from timelines.choices import apply_choices
+
+    command = typer.main.get_command(app)
     try:
-        app(standalone_mode=True)
+        apply_choices(command)(standalone_mode=True)  # type: ignore[arg-type]
     except (CliError, DatabaseBusyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
