@@ -22,11 +22,13 @@ PANELS: dict[str, tuple[str, ...]] = {
     "For applicants": ("estimate", "submit", "submission-status", "delete", "track"),
     "Data and statistics": ("stats", "stages", "trends", "export", "dashboard", "demo",
                             "sample", "ingest", "refresh", "import-official"),
-    "For operators": ("serve", "poll", "emulator", "backup", "restore", "rotate-key"),
+    "For operators": ("serve", "poll", "emulator", "backup", "restore", "rotate-key",
+                      "export-lake"),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "--format": ("table", "json"),
-    "--by": ("office", "cohort", "form", "form-cohort"),
+    "--by": ("office", "cohort", "form", "form-cohort", "category", "form-category"),
+    "--processing": ("regular", "premium", "any"),
     "--office-basis": ("intake", "current"),
 }
 

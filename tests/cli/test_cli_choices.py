@@ -42,3 +42,14 @@ def test_a_known_value_in_another_case_is_accepted(tmp_path: Path) -> None:
     result = timelines("stats", "--office", "nbc", "--form", "i485", home=tmp_path)
     assert "Invalid value" not in result.stderr
     assert "no statistics have been published" in result.stderr
+
+
+def test_every_command_is_in_a_help_group() -> None:
+    import typer
+
+    from timelines.choices import PANELS, apply_choices
+    from timelines.cli import app
+
+    group = apply_choices(typer.main.get_command(app))
+    grouped = {name for names in PANELS.values() for name in names}
+    assert set(group.commands) <= grouped, set(group.commands) - grouped
