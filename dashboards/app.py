@@ -6,10 +6,13 @@ It reads only the published Parquet snapshot, never the DuckDB file the flows wr
 
 from __future__ import annotations
 
+import altair  # noqa: F401  (heavy modules first: never imported lazily by two script threads)
+import pandas  # noqa: F401
 import streamlit as st
 
 from dashboards import data, notices
 from dashboards.navigation import navigation_pages
+from dashboards.tables import RESPONSIVE_CSS
 
 _RETRIED = "_snapshot_retried"
 
@@ -41,6 +44,7 @@ def main() -> None:
         snapshot = data.open_snapshot(settings)
     except data.SnapshotGoneError:
         snapshot = None
+    st.html(RESPONSIVE_CSS)
     page = st.navigation(navigation_pages())
     st.sidebar.markdown("**USCIS case timelines**  \nCommunity-reported, anonymized, open.")
     notices.freshness_sidebar(snapshot, data.writer_activity(settings))

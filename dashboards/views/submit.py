@@ -9,6 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboards import data, notices
+from dashboards.formatting import plain_rows
 from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
 from pipeline.inbox.folder import SubmissionRefused, write_submission
 from pipeline.parse.forms import COMMON_FORMS
@@ -37,6 +39,7 @@ MILESTONE_INPUTS = (
 def render() -> None:
     """Draw the submit page."""
     st.title("Submit your case history")
+    _banner()
     if st.session_state.get(_CODE):
         _show_code(st.session_state[_CODE])
         return
@@ -66,6 +69,16 @@ def render() -> None:
     _show_preview(preview)
     if preview.records:
         _consent_and_submit(preview, settings.inbox_dir)
+
+
+def _banner() -> None:
+    """The synthetic-data banner, as on every page, when the published figures are synthetic."""
+    try:
+        snapshot = data.open_snapshot(data.app_settings())
+    except (ValueError, data.SnapshotGoneError):
+        return
+    if snapshot is not None:
+        notices.synthetic_banner(snapshot)
 
 
 def _paste_input() -> None:
@@ -142,9 +155,11 @@ def _show_preview(preview: SubmissionPreview) -> None:
     for error in preview.errors:
         st.error(error, icon=":material/error:")
     if preview.records:
-        st.dataframe(preview.case_rows(), hide_index=True, width="stretch", key="submit_cases")
-        st.caption("Dated stages:")
-        st.dataframe(preview.event_rows(), hide_index=True, width="stretch", key="submit_events")
+        st.dataframe(plain_rows(preview.case_rows()), hide_index=True, width="stretch",
+                     key="submit_cases")
+        st.caption("Dated steps:")
+        st.dataframe(plain_rows(preview.event_rows()), hide_index=True, width="stretch",
+                     key="submit_events")
     for note in preview.notes:
         st.info(note, icon=":material/info:")
 
@@ -173,7 +188,9 @@ def _consent_and_submit(preview: SubmissionPreview, inbox_dir: Path) -> None:
 
 
 def _show_code(code: str) -> None:
-    st.success("Thank you: your submission is safely queued and will be counted within minutes.",
+    st.success("Thank you: your submission is safely queued. It is counted at the next inbox "
+               "run: every 5 minutes where `timelines serve` runs the schedules, every minute in "
+               "`timelines demo`; an operator can also run `timelines ingest --inbox` at any time.",
                icon=":material/check_circle:")
     st.markdown("**Your deletion code** (shown only now, we keep only a hash of it):")
     st.code(code, language=None)

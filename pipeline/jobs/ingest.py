@@ -102,7 +102,8 @@ def ingest_files(
     moment = as_of_moment(as_of)
     tables = [f for f in files if is_table(f)]
     lines_files = [f for f in files if bulk and is_lines_file(f)]
-    documents_files = [f for f in files if f not in set(tables) | set(lines_files)]
+    taken = set(tables) | set(lines_files)
+    documents_files = [f for f in files if f not in taken]
     if workers is None:
         large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
