@@ -51,8 +51,9 @@ from pipeline.sources.uscis.fetch import (
     rate_limit_path,
     schedule_from_env,
 )
-from pipeline.sources.uscis.ratelimit import SendGate, SlotLimiter, SqliteRateLimiter
+from pipeline.sources.uscis.ratelimit import SlotLimiter, SqliteRateLimiter
 from pipeline.sources.uscis.registry import Claim, PollSchedule, open_registry
+from pipeline.sources.uscis.send_gate import SendGate
 from pipeline.sources.uscis.shared import PostgresRateLimiter, registry_url_from_env
 from pipeline.store.db import open_store
 

@@ -53,9 +53,9 @@ from pipeline.sources.uscis.ratelimit import (
     Clock,
     InMemoryRateLimiter,
     RateLimiter,
-    SendGate,
     Sleep,
 )
+from pipeline.sources.uscis.send_gate import SendGate
 
 __all__ = [
     "ENV_BASE_URL", "ENV_CLIENT_ID", "ENV_CLIENT_SECRET", "ENV_IN_FLIGHT", "ENV_MARGIN",
