@@ -171,10 +171,10 @@ def test_a_token_expiring_mid_run_is_renewed(
 ) -> None:
     # Tokens lapse after 1.5 s while the server promises 30 minutes (longer than a request
     # waits for its slot with several in flight, as with the real 30 minutes).
-    server = start_emulator(token_ttl_s=1.5, advertised_expires_in="1799", requests_per_second=1000)
-    track(settings, RECEIPTS[:30])
+    server = start_emulator(token_ttl_s=2.5, advertised_expires_in="1799", requests_per_second=1000)
+    track(settings, RECEIPTS[:40])
     summary = run_poll(settings, api_for(server, requests_per_second=10))
-    assert summary.outcomes["ok"] == 30 and summary.problem is None, summary.describe()
+    assert summary.outcomes["ok"] == 40 and summary.problem is None, summary.describe()
     seen = counters(server)
     assert seen["tokens_issued"] >= 2 and seen["by_status"]["401"] >= 1
     assert summary.requests[401] == seen["by_status"]["401"]
@@ -183,7 +183,8 @@ def test_a_token_expiring_mid_run_is_renewed(
 def test_a_429_storm_is_waited_out(settings: Settings, start_emulator: StartEmulator) -> None:
     server = start_emulator(requests_per_second=3)  # the client is told it may send 20/s
     track(settings, RECEIPTS[:10])
-    summary = run_poll(settings, api_for(server, requests_per_second=20))
+    # One in flight: each 429's Retry-After pauses the sender, then the retry gets through.
+    summary = run_poll(settings, api_for(server, requests_per_second=20, max_in_flight=1))
     assert summary.outcomes["ok"] == 10 and summary.problem is None
     seen = counters(server)
     assert seen["by_status"]["429"] >= 1 and seen["by_status"]["200"] == 11
