@@ -62,7 +62,7 @@ def build_demo(home: Path, cases: int) -> Settings:
     with EmulatorServer(EmulatorConfig(requests_per_second=50)) as server:
         api = ApiSettings(Secret("demo"), Secret("demo"), base_url=server.base_url,
                           requests_per_second=50)
-        run_poll(settings, api, publish=False)
+        run_poll(settings, api, publish=None)
     refresh_job.refresh(settings)
     refresh_job.publish(settings)
     return settings

@@ -42,7 +42,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with EmulatorServer(EmulatorConfig(requests_per_second=50)) as server:
         api = ApiSettings(Secret("id"), Secret("secret"), base_url=server.base_url,
                           requests_per_second=50)
-        run_poll(settings, api, publish=False)
+        run_poll(settings, api, publish=None)
     real = home.parent / "real"
     real.mkdir()
     answer = json.loads((PAYLOADS / "torch_case_status_success_with_history.json").read_text())
