@@ -90,7 +90,8 @@ class Settings:
 
     def ensure_home(self) -> Path:
         """Create the home folder (and its parents) if it does not exist yet."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        if not self.home.exists():
+            self.home.mkdir(parents=True, mode=0o700)  # it holds the key and the registry
         return self.home
 
 

@@ -189,24 +189,34 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
     Console(width=max(130, Console().width)).print(table)
 
 
-def dashboard_command(cfg: Settings, port: int) -> list[str]:
-    """The command line that serves the Streamlit dashboard."""
+def dashboard_command(cfg: Settings, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves the Streamlit dashboard (loopback unless `host` says so)."""
     app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
     return [
         sys.executable, "-m", "streamlit", "run", str(app_path),
-        "--server.port", str(port), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--client.showErrorDetails", "none",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
 
 
 @app.command()
-def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501) -> None:
-    """Serve the dashboard on http://localhost:PORT (reads published snapshots only)."""
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on: 127.0.0.1 (this machine only, the default); 0.0.0.0 or a "
+             "public address only behind a reverse proxy with TLS (docs/operations.md).")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard on http://127.0.0.1:PORT (reads published snapshots only)."""
     cfg = settings()
     env = child_environment(cfg)
-    typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"dashboard listening on http://{shown}:{port}  (Ctrl+C to stop)")
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        typer.echo(f"warning: {host} is reachable from other machines; the Submit page has no "
+                   "login: serve it behind a reverse proxy with TLS (docs/operations.md)", err=True)
     with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(dashboard_command(cfg, port), env=env, check=False)
+        subprocess.run(dashboard_command(cfg, port, host), env=env, check=False)
 
 
 @app.command()

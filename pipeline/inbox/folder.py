@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from pipeline.prepare.preview import SubmissionPreview
 from pipeline.prepare.records import RecordError, record_from_json, record_to_json
 
 ENVELOPE_FORMAT = "timelines-submission/1"
-STATES = ("waiting", "stored", "partly_stored", "quarantined", "deletion_requested", "deleted")
+# An envelope holds at most a few cases (MAX_CASES_PER_SUBMISSION): far below this.
+MAX_INBOX_FILE_BYTES = 4_000_000
+# What a submitter can see. Neutral on purpose: no state depends on what else is stored
+# (whether a receipt was already known, polled or stored with another form), so a status is
+# never an oracle about someone else's case.
+STATES = ("waiting", "held_for_review", "received", "deletion_requested", "deleted", "unreadable")
 
 
 class SubmissionRefused(ValueError):
@@ -90,15 +96,19 @@ class SubmissionStatus:
 
     def describe(self) -> str:
         """One paragraph for the submitter."""
+        skipped = (f"; {self.n_quarantined} row(s) you chose to skip were set aside for the "
+                   "reasons below") if self.n_quarantined else ""
         text = {
-            "waiting": "received and waiting in the inbox; it is stored at the next ingest run",
-            "stored": f"stored: {self.n_stored} case(s) count in the statistics",
-            "partly_stored": f"partly stored: {self.n_stored} case(s) stored, "
-                             f"{self.n_quarantined} set aside (quarantined) for the reasons below",
-            "quarantined": "not stored: it was set aside (quarantined) for the reasons below",
+            "waiting": "received and waiting in the inbox; it is processed at the next ingest run",
+            "held_for_review": "received and waiting for an operator's review (many submissions "
+                               "arrived this hour); it is processed after the review",
+            "received": f"processed: {self.n_stored} case(s) taken in{skipped}. Each case counts "
+                        "in the statistics once it agrees with the data already there; a claim "
+                        "that does not is kept apart and never changes other data",
             "deletion_requested": "deletion requested: it is removed at the next ingest run",
             "deleted": "deleted: nothing of this submission is stored any more",
-        }[self.state]
+            "unreadable": "its status file is damaged; an operator has been told",
+        }.get(self.state, "unknown")
         return f"Submission {self.submission_id} ({self.submitted_at}): {text}."
 
 
@@ -107,9 +117,52 @@ def _directories(inbox_dir: Path) -> dict[str, Path]:
 
 
 def ensure_inbox(inbox_dir: Path) -> None:
-    """Create the inbox folders."""
-    for path in _directories(inbox_dir).values():
-        path.mkdir(parents=True, exist_ok=True)
+    """Create the inbox folders, private to this user (0700)."""
+    for path in (inbox_dir, *_directories(inbox_dir).values()):
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path, 0o700)
+
+
+class NotARegularFile(OSError):
+    """An inbox entry that is a link, a FIFO, a device or a folder: never read."""
+
+
+def read_inbox_file(path: Path, limit: int = MAX_INBOX_FILE_BYTES) -> bytes:
+    """The bytes of a regular inbox file: no link followed, never blocking, at most `limit`.
+
+    Raises FileNotFoundError if it is gone, NotARegularFile for anything else than a regular
+    file, and OSError if it is larger than `limit`.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        if os.path.islink(path):
+            raise NotARegularFile(f"{path.name} is a symbolic link, not a file") from error
+        raise
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{path.name} is {info.st_size} bytes, over the limit of {limit}")
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise OSError(f"{path.name} grew over the limit of {limit} bytes while read")
+        return data
+    finally:
+        os.close(descriptor)
 
 
 def atomic_write(path: Path, payload: dict[str, object], inbox_dir: Path) -> None:
@@ -118,7 +171,8 @@ def atomic_write(path: Path, payload: dict[str, object], inbox_dir: Path) -> Non
     temporary = inbox_dir / ".tmp" / f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
     data = json.dumps(payload, indent=1, sort_keys=True, default=str).encode()
     try:
-        with temporary.open("wb") as handle:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -205,13 +259,13 @@ def pending_files(inbox_dir: Path) -> list[Path]:
 def read_envelope(path: Path) -> Envelope:
     """Read a pending submission back, re-checking every record; RecordError if damaged."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_inbox_file(path))
     except FileNotFoundError:
         raise  # taken by another run, or deleted while waiting: not damage
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path.name} cannot be read: {error}") from error
+        raise RecordError(f"the file cannot be read: {error}") from error
     if not isinstance(data, dict) or data.get("format") != ENVELOPE_FORMAT:
-        raise RecordError(f"{path.name} is not a submission written by this program")
+        raise RecordError("the file is not a submission written by this program")
     try:
         consent = data["consent"]
         cases = data["cases"]
@@ -232,7 +286,7 @@ def read_envelope(path: Path) -> Envelope:
             ),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise RecordError(f"{path.name} is damaged: {error}") from error
+        raise RecordError(f"the file is damaged: {error}") from error
 
 
 def set_aside(inbox_dir: Path, path: Path) -> Path:
@@ -264,9 +318,11 @@ def read_status(inbox_dir: Path, digest: str) -> SubmissionStatus | None:
     """The recorded status for a code hash, or None."""
     path = status_path(inbox_dir, digest)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_inbox_file(path))
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return SubmissionStatus("unreadable", "?", "?", "?")
     return SubmissionStatus(
         state=str(data["state"]), submission_id=str(data["submission_id"]),
         submitted_at=str(data["submitted_at"]), updated_at=str(data["updated_at"]),

@@ -177,7 +177,7 @@ def store_poll(
         con.execute("BEGIN TRANSACTION")
         try:
             new_by_case = _new_events_by_case(con, chunk.events)
-            store_chunk(con, chunk, run_id, result)
+            store_chunk(con, chunk, run_id, result, provenance="verified")
             record_observations(
                 con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,16 +169,36 @@ def public_table(snapshot: Snapshot, table: str, min_group_size: int | None = No
     return frame
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralise_cell(value: str | None) -> str | None:
+    """Prefix a text cell a spreadsheet would run as a formula with ' (OWASP CSV injection)."""
+    if value is None or not value.startswith(_FORMULA_START) or _NUMBER_RE.match(value):
+        return value
+    return "'" + value
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text column with formula-looking cells neutralised, for CSV files people open."""
+    return frame.with_columns(
+        pl.col(name).map_elements(neutralise_cell, return_dtype=pl.String)
+        for name, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
 def export_tables(
     snapshot: Snapshot, directory: Path, min_group_size: int | None = None
 ) -> ExportResult:
     """Write every exported table as CSV and Parquet plus data_dictionary.{md,csv}."""
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory} is a file, not a folder")
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
     staging = directory / f".export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     written: list[Path] = []
     counts: dict[str, int] = {}
     try:
@@ -187,10 +208,11 @@ def export_tables(
                 continue
             tables[name] = public_table(snapshot, source, min_group_size)
             tables[name].write_parquet(staging / f"{name}.parquet")
-            tables[name].write_csv(staging / f"{name}.csv")
+            neutralise_formulas(tables[name]).write_csv(staging / f"{name}.csv")
             counts[name] = tables[name].height
         _write_dictionary(staging, tables, snapshot, min_group_size)
         for path in sorted(staging.iterdir()):
+            os.chmod(path, 0o600)
             os.replace(path, directory / path.name)
             written.append(directory / path.name)
     finally:
