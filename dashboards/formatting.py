@@ -118,3 +118,17 @@ def stage_cells(stages: pl.DataFrame, k: int) -> pl.DataFrame:
         })
     return pl.DataFrame(rows, schema=dict.fromkeys(
         ["step", "cases", "still waiting", "median days (95% CI)", "80% within (days)"], pl.String))
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$:&=\"'")
+
+
+def plain(text: object) -> str:
+    """Text that Streamlit's Markdown shows exactly as written: no link, image, HTML or math.
+
+    For any message that may quote what a user typed or uploaded; every ASCII punctuation
+    character is backslash-escaped (CommonMark allows that for all of them) and line breaks
+    are kept.
+    """
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in str(text))
+    return escaped.replace("\n", "  \n")

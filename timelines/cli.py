@@ -195,7 +195,7 @@ def dashboard_command(cfg: Settings, port: int, host: str = "127.0.0.1") -> list
     return [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-        "--client.showErrorDetails", "none",
+        "--client.showErrorDetails", "none", "--server.maxUploadSize", "12",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
 

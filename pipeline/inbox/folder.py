@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import stat
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -26,14 +25,13 @@ from pathlib import Path
 
 from pipeline.inbox.codes import hash_code, new_deletion_code
 from pipeline.inbox.consent import Consent
+from pipeline.inbox.safe_read import read_inbox_file
 from pipeline.model import CaseRecord
 from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.preview import SubmissionPreview
 from pipeline.prepare.records import RecordError, record_from_json, record_to_json
 
 ENVELOPE_FORMAT = "timelines-submission/1"
-# An envelope holds at most a few cases (MAX_CASES_PER_SUBMISSION): far below this.
-MAX_INBOX_FILE_BYTES = 4_000_000
 # What a submitter can see. Neutral on purpose: no state depends on what else is stored
 # (whether a receipt was already known, polled or stored with another form), so a status is
 # never an oracle about someone else's case.
@@ -113,7 +111,8 @@ class SubmissionStatus:
 
 
 def _directories(inbox_dir: Path) -> dict[str, Path]:
-    return {name: inbox_dir / name for name in ("pending", "deletions", "status", "unreadable", ".tmp")}
+    return {name: inbox_dir / name
+            for name in ("pending", "review", "deletions", "status", "unreadable", ".tmp")}
 
 
 def ensure_inbox(inbox_dir: Path) -> None:
@@ -122,47 +121,6 @@ def ensure_inbox(inbox_dir: Path) -> None:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)
-
-
-class NotARegularFile(OSError):
-    """An inbox entry that is a link, a FIFO, a device or a folder: never read."""
-
-
-def read_inbox_file(path: Path, limit: int = MAX_INBOX_FILE_BYTES) -> bytes:
-    """The bytes of a regular inbox file: no link followed, never blocking, at most `limit`.
-
-    Raises FileNotFoundError if it is gone, NotARegularFile for anything else than a regular
-    file, and OSError if it is larger than `limit`.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        if os.path.islink(path):
-            raise NotARegularFile(f"{path.name} is a symbolic link, not a file") from error
-        raise
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotARegularFile(f"{path.name} is not a regular file")
-        if info.st_size > limit:
-            raise OSError(f"{path.name} is {info.st_size} bytes, over the limit of {limit}")
-        chunks: list[bytes] = []
-        remaining = limit + 1
-        while remaining > 0:
-            chunk = os.read(descriptor, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
-            raise OSError(f"{path.name} grew over the limit of {limit} bytes while read")
-        return data
-    finally:
-        os.close(descriptor)
 
 
 def atomic_write(path: Path, payload: dict[str, object], inbox_dir: Path) -> None:
@@ -204,12 +162,14 @@ def write_submission(
     *,
     now: datetime,
     skip_invalid: bool = False,
+    hold: bool = False,
 ) -> Submitted:
     """Queue a consented, previewed submission in the inbox; return its one-time deletion code.
 
     Refuses (SubmissionRefused) a preview with problems, unless `skip_invalid` is set and
     some records are fine: the others are then kept only as anonymized attempts with their
     reasons. The raw input is never written; the deletion code is stored only as a hash.
+    With `hold` (past the hourly cap) it waits in review/ for an operator instead.
     """
     if not preview.pseudonymized:
         raise SubmissionRefused("internal: a preview made without the pseudonym key cannot be stored")
@@ -241,10 +201,10 @@ def write_submission(
         ],
         "rejected": rejected,
     }
-    pending = _directories(inbox_dir)["pending"] / f"{submission_id}.json"
+    pending = _directories(inbox_dir)["review" if hold else "pending"] / f"{submission_id}.json"
     atomic_write(pending, envelope, inbox_dir)
     write_status(inbox_dir, digest, SubmissionStatus(
-        "waiting", submission_id, envelope["submitted_at"], now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
+        "held_for_review" if hold else "waiting", submission_id, envelope["submitted_at"], now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
         n_cases=len(preview.records),
     ))
     return Submitted(code, submission_id, len(preview.records), len(rejected))
@@ -254,6 +214,31 @@ def pending_files(inbox_dir: Path) -> list[Path]:
     """Pending submissions, oldest first."""
     folder = _directories(inbox_dir)["pending"]
     return sorted(folder.glob("s_*.json")) if folder.exists() else []
+
+
+def review_files(inbox_dir: Path) -> list[Path]:
+    """Submissions held for an operator's review, oldest first."""
+    folder = _directories(inbox_dir)["review"]
+    return sorted(folder.glob("s_*.json")) if folder.exists() else []
+
+
+def release_held(inbox_dir: Path, submission_id: str, *, approve: bool, now: datetime) -> bool:
+    """Approve (move to pending) or reject (drop) a held submission; False if there is none."""
+    path = _directories(inbox_dir)["review"] / f"{submission_id}.json"
+    if "/" in submission_id or not path.exists():
+        return False
+    envelope = read_envelope(path)
+    if approve:
+        os.replace(path, _directories(inbox_dir)["pending"] / path.name)
+        state = "waiting"
+    else:
+        path.unlink()
+        state = "deleted"
+    stamp = envelope.submitted_at.isoformat(timespec="seconds")
+    write_status(inbox_dir, envelope.deletion_hash, SubmissionStatus(
+        state, envelope.submission_id, stamp, now.isoformat(timespec="seconds"),
+        n_cases=len(envelope.records)))
+    return True
 
 
 def read_envelope(path: Path) -> Envelope:
@@ -350,7 +335,7 @@ def request_deletion(inbox_dir: Path, code: str, now: datetime) -> SubmissionSta
     status = lookup_status(inbox_dir, code)
     if status.state == "deleted":
         return status
-    for path in pending_files(inbox_dir):
+    for path in [*pending_files(inbox_dir), *review_files(inbox_dir)]:
         with suppress(RecordError, FileNotFoundError):
             if read_envelope(path).deletion_hash == digest:
                 with suppress(FileNotFoundError):

@@ -31,10 +31,12 @@ def _read_input(file: Path) -> str:
             raise CliError(f"{file} does not exist or is not a file")
         with file.open("rb") as handle:
             data = handle.read(MAX_CSV_BYTES + 1)
+    from pipeline.prepare.preview import NotUtf8Error, decode_submission
+
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # Excel's CSV on Windows
+        return decode_submission(data)
+    except NotUtf8Error as error:
+        raise CliError(str(error)) from error
 
 
 def _print_preview(preview: SubmissionPreview) -> None:
@@ -97,7 +99,8 @@ def submit(
     cfg = settings()
     cfg.ensure_home()
     now = datetime.now()
-    preview = preview_submission(_read_input(file), kind, key=key_of(cfg), now=now)
+    preview = preview_submission(_read_input(file), kind, key=key_of(cfg), now=now,
+                                 max_cases=cfg.limits.max_cases)
     if output == "table":
         _print_preview(preview)
     blocked = not preview.records or (preview.errors and not skip_invalid)
