@@ -6,18 +6,30 @@ It reads only the published Parquet snapshot, never the DuckDB file the flows wr
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
 from dashboards import data, notices
 from dashboards.navigation import navigation_pages
 
 _RETRIED = "_snapshot_retried"
+LOG = logging.getLogger("dashboards")
 
 
 def run_page(page: st.Page) -> None:
-    """Run the chosen page; if its snapshot vanished mid-read, rerun once on the newer one."""
+    """Run the chosen page; if its snapshot vanished mid-read, rerun once on the newer one.
+
+    Any other error is logged on the server with its traceback; the page shows only that
+    something went wrong (no paths, no code).
+    """
     try:
         page.run()
+    except StopException:
+        raise
+    except RerunException:
+        raise
     except data.SnapshotGoneError:
         if st.session_state.get(_RETRIED):
             st.session_state[_RETRIED] = False
@@ -25,6 +37,9 @@ def run_page(page: st.Page) -> None:
             return
         st.session_state[_RETRIED] = True
         st.rerun()
+    except Exception:
+        LOG.exception("the page %s failed", page.title)
+        st.error("Something went wrong on this page. It has been logged; please try again later.")
     st.session_state[_RETRIED] = False
 
 
@@ -41,6 +56,8 @@ def main() -> None:
         snapshot = data.open_snapshot(settings)
     except data.SnapshotGoneError:
         snapshot = None
+    if snapshot is not None and snapshot.notice:
+        st.sidebar.warning(snapshot.notice)
     page = st.navigation(navigation_pages())
     st.sidebar.markdown("**USCIS case timelines**  \nCommunity-reported, anonymized, open.")
     notices.freshness_sidebar(snapshot, data.writer_activity(settings))

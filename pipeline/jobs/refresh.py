@@ -22,7 +22,8 @@ def refresh(settings: Settings) -> RefreshResult:
     with open_store(settings.database_path) as con:
         run_id = next_run_id(con)
         try:
-            result = refresh_statistics(con, settings.min_group_size)
+            result = refresh_statistics(con, settings.min_group_size,
+                                        max_contributor_share=settings.limits.max_contributor_share)
         except Exception as error:
             record_failed_run(con, run_id, "refresh", started, f"{type(error).__name__}: {error}")
             raise

@@ -82,6 +82,9 @@ COLUMN_DOCS: dict[str, str] = {
     "transfer_rate": "cases transferred to another office so far / all cases",
     "transfer_ci_low": "Wilson 95% interval, low end", "transfer_ci_high": "Wilson 95%, high end",
     "synthetic_share": "share of the group's cases that are synthetic sample data",
+    "n_verified": "cases of the group whose history comes from the official Case Status API "
+                  "(polled); the others are self-reported or imported by the operator",
+    "n_contributors": "distinct contributors: a self-reported case counts once per submission",
     "computed_at": "when the statistics were computed",
     "day": "days after receipt",
     "n_at_risk": "cases still open after `day` days (what the shares at that day rest on)",

@@ -38,3 +38,6 @@ ALTER TABLE group_stats ADD COLUMN n_verified INTEGER;
 ALTER TABLE group_stats ADD COLUMN n_contributors INTEGER;
 ALTER TABLE case_stats ADD COLUMN n_verified INTEGER;
 ALTER TABLE case_stats ADD COLUMN n_contributors INTEGER;
+
+-- The same statistics over verified cases only (rebuilt by every refresh).
+CREATE TABLE group_stats_verified AS SELECT * FROM group_stats LIMIT 0;
