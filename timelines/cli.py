@@ -123,6 +123,9 @@ def stats(
     office_basis: Annotated[str, typer.Option(
         "--office-basis", help="intake (office of the receipt) or current (office holding "
                                "the case now, where known).")] = "intake",
+    verified_only: Annotated[bool, typer.Option(
+        "--verified-only", help="Only cases whose history comes from the official Case Status "
+                                "API (polled), not self-reported or imported ones.")] = False,
 ) -> None:
     """Show processing-time statistics per form type and office (or filing month)."""
     from pipeline.parse.fields import normalize_form_type
@@ -143,12 +146,16 @@ def stats(
     try:
         snapshot = current_snapshot(cfg.published_dir)
         rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis,
-                          min_group_size=cfg.min_group_size)
+                          min_group_size=cfg.min_group_size, verified_only=verified_only)
     except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
         raise CliError(str(error)) from error
+    if snapshot.notice:
+        typer.echo(snapshot.notice, err=True)
     if output == "json":
         echo_json(rows)
         return
+    if verified_only:
+        typer.echo("verified cases only (histories polled from the official Case Status API)")
     _print_stats_table(rows, snapshot.is_synthetic, cfg.min_group_size)
 
 

@@ -55,16 +55,27 @@ OFFICE_TOTALS: dict[str, tuple[str, ...]] = {
     "decision_trends": ("form_type", "decision_month"),
     "outcome_curves": ("form_type", "day"),
 }
-# grouping -> (office column of case_durations or None, with the filing month?)
-_GROUP_KEYS: dict[str, tuple[bool, bool]] = {
-    "office": (True, False), "cohort": (True, True), "form": (False, False),
-    "form_cohort": (False, True),
-}
 
 
 def office_relation(on: tuple[str, ...]) -> Relation:
     """All offices (office empty) = the sum of the office rows, within `on`."""
     return Relation(office.is_null(), office.is_not_null(), on)
+
+
+def relations_of(table: str) -> tuple[Relation, ...]:
+    """The totals-and-parts relations of a published statistics table (none if it has none)."""
+    if table in ("group_stats", "group_stats_verified"):
+        return GROUP_RELATIONS
+    if table in OFFICE_TOTALS:
+        return (office_relation(OFFICE_TOTALS[table]),)
+    return ()
+
+
+# grouping -> (office column of case_durations or None, with the filing month?)
+_GROUP_KEYS: dict[str, tuple[bool, bool]] = {
+    "office": (True, False), "cohort": (True, True), "form": (False, False),
+    "form_cohort": (False, True),
+}
 
 
 def _group_contributors(cases: pl.DataFrame) -> pl.DataFrame:

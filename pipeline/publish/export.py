@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.analytics.disclosure import relations_of
+from pipeline.analytics.suppression import complementary
 from pipeline.publish.reader import Snapshot
 
 # exported name -> (published table, what a row is)
@@ -152,10 +154,12 @@ def public_table(snapshot: Snapshot, table: str, min_group_size: int | None = No
     if leaked:
         raise ValueError(f"{table} holds case-level columns {sorted(leaked)}: not exportable")
     size = GROUP_SIZE_COLUMN.get(table)
-    if min_group_size is not None and size in frame.columns:
+    published_k = int(str(snapshot.meta.get("min_group_size") or 1))
+    if min_group_size is not None and size in frame.columns and min_group_size > published_k:
         frame = frame.with_columns(
             (pl.col("suppressed") | (pl.col(size) < min_group_size)).alias("suppressed")
         )
+        frame = frame.with_columns(complementary(frame, relations_of(table), min_group_size))
     if min_group_size is not None and "community_n_cases" in frame.columns:
         small = pl.col("community_suppressed") | (pl.col("community_n_cases") < min_group_size)
         frame = frame.with_columns(small.fill_null(pl.col("community_suppressed"))

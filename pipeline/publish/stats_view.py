@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.analytics.disclosure import GROUP_RELATIONS
+from pipeline.analytics.suppression import complementary
 from pipeline.publish.reader import Snapshot
 
 # --by value -> the grouping of group_stats it reads
@@ -24,7 +26,7 @@ STATS_FIELDS: tuple[str, ...] = (
     "denial_rate", "denial_ci_low", "denial_ci_high",
     "rfe_rate", "rfe_ci_low", "rfe_ci_high",
     "transfer_rate", "transfer_ci_low", "transfer_ci_high",
-    "synthetic_share",
+    "synthetic_share", "n_verified", "n_contributors",
 )
 _KEYS = {"form_type", "office", "office_basis", "cohort", "suppressed"}
 
@@ -41,17 +43,20 @@ def stats_rows(
     by: str = "office",
     office_basis: str = "intake",
     min_group_size: int | None = None,
+    verified_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of published statistics, every figure and count empty for groups under k.
 
     Groups were suppressed at the k of the refresh; min_group_size (the reader's k) hides
-    groups under it as well.
+    groups under it as well, with complementary suppression run again at that k.
+    `verified_only` reads the statistics of verified (polled) cases only.
     """
     if by not in BY_GROUPING:
         raise ValueError(f"--by must be one of {', '.join(BY_GROUPING)}, not {by!r}")
     if office_basis not in OFFICE_BASES:
         raise ValueError(f"--office-basis must be intake or current, not {office_basis!r}")
-    if not (snapshot.path / "group_stats.parquet").exists():
+    source = "group_stats_verified" if verified_only else "group_stats"
+    if not (snapshot.path / f"{source}.parquet").exists():
         raise StaleSnapshotError(
             "the published statistics predate this version: run `timelines refresh`"
         )
@@ -64,12 +69,17 @@ def stats_rows(
         if basis == "all":
             raise ValueError(f"--by {by} groups all offices together: drop --office")
         conditions.append(pl.col("office") == office)
-    table = snapshot.scan("group_stats").filter(*conditions).collect()
-    if min_group_size is not None:
+    table = snapshot.table(source)
+    for column in ("n_verified", "n_contributors"):
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=pl.Int32).alias(column))
+    published_k = int(str(snapshot.meta.get("min_group_size") or 1))
+    if min_group_size is not None and min_group_size > published_k:
         table = table.with_columns(
             (pl.col("suppressed") | (pl.col("n_cases") < min_group_size)).alias("suppressed")
         )
-    table = blank_suppressed(table).sort("form_type", "office", "cohort", nulls_last=True)
+        table = table.with_columns(complementary(table, GROUP_RELATIONS, min_group_size))
+    table = blank_suppressed(table.filter(*conditions)).sort("form_type", "office", "cohort", nulls_last=True)
     rows = table.select(STATS_FIELDS).to_dicts()
     for row in rows:
         cohort = row.pop("cohort")
