@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from pipeline.analytics import figures
 from pipeline.settings import Settings
 from tests.security.attack_data import K, cli_json, outcome_count, refresh, residuals, victim_store
-from tests.support.dashboard import APP
 from tests.support.cli import timelines
+from tests.support.dashboard import APP
 
 COUNTS = ("n_cases", "n_decided", "n_pending", "approved")
 
