@@ -345,7 +345,7 @@ def test_damaged_inbox_files_are_quarantined_with_their_reason_and_the_rest_stor
     summary = json.loads(run.stdout)
     assert sorted(summary["unreadable"]) == sorted(damaged)
     assert summary["stored_cases"] == 3
-    assert states(settings, codes) == ["stored"] * 3
+    assert states(settings, codes) == ["received"] * 3
     assert sorted(p.name for p in (settings.inbox_dir / "unreadable").iterdir()) == sorted(damaged)
     assert not list(pending.iterdir())
 
@@ -392,7 +392,7 @@ def test_submissions_arriving_during_an_ingest_are_all_stored(
                           capture_output=True, text=True, timeout=300)
     assert late.returncode == 0, late.stderr
 
-    assert states(settings, codes) == ["stored"] * 10
+    assert states(settings, codes) == ["received"] * 10
     assert not list((settings.inbox_dir / "pending").iterdir())
     con = duckdb.connect(str(settings.database_path), read_only=True)
     try:
