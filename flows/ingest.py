@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from prefect import flow, task
@@ -9,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.refresh import publish_snapshot
 from pipeline.jobs import ingest as ingest_job
+from pipeline.parse.columns import parse_column_map
 from pipeline.settings import load_settings
 from pipeline.store.load import LoadResult
 
@@ -21,15 +23,19 @@ def discover_inputs(paths: list[str]) -> list[Path]:
 
 
 @task(cache_policy=NO_CACHE)
-def load_inputs(files: list[Path]) -> LoadResult:
+def load_inputs(files: list[Path], as_of: str | None = None, columns: str | None = None) -> LoadResult:
     """Parse, anonymize, validate and store the files in one transaction."""
-    return ingest_job.ingest_files(load_settings(), files)
+    return ingest_job.ingest_files(
+        load_settings(), files,
+        as_of=date.fromisoformat(as_of) if as_of else None,
+        columns=parse_column_map(columns),
+    )
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(paths: list[str]) -> LoadResult:
-    """Ingest files or folders of case histories."""
+def ingest_flow(paths: list[str], as_of: str | None = None, columns: str | None = None) -> LoadResult:
+    """Ingest files or folders of case histories (tables: --as-of DATE, --columns A=b,...)."""
     files = discover_inputs(paths)
-    result = load_inputs(files)
+    result = load_inputs(files, as_of, columns)
     publish_snapshot()
     return result

@@ -18,7 +18,7 @@ from pipeline.prepare.anonymize import key_of, pseudonymize
 from pipeline.receipts import normalize_receipt
 from pipeline.settings import Settings
 from pipeline.sources.uscis.registry import Registry, registry_path
-from pipeline.store.db import open_store, transaction
+from pipeline.store.db import first_row, open_store, transaction
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def delete_case(con: duckdb.DuckDBPyConnection, case_id: str) -> dict[str, int]:
     deleted: dict[str, int] = {}
     with transaction(con):
         for table in tables_with_cases(con):
-            row = con.execute(f'DELETE FROM "{table}" WHERE case_id = ?', [case_id]).fetchone()
+            row = first_row(con.execute(f'DELETE FROM "{table}" WHERE case_id = ?', [case_id]))
             if row and row[0]:
                 deleted[table] = int(row[0])
     return deleted

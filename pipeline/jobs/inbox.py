@@ -26,11 +26,12 @@ from pipeline.inbox.folder import (
     write_status,
 )
 from pipeline.jobs.refresh import refresh_and_publish
+from pipeline.jobs.steps import IoStep, plain_step
 from pipeline.model import Rejection
 from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.records import RecordError
 from pipeline.settings import Settings
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 from pipeline.store.deletion import DeletionOutcome, delete_submission
 from pipeline.store.load import LoadResult, next_run_id, quarantine_rejections, record_run
 from pipeline.store.submissions import StoreOutcome, store_submission
@@ -46,6 +47,13 @@ class InboxResult:
     stored: list[StoreOutcome] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     published: bool = False
+
+    def describe(self) -> str:
+        """One line for a person: what this pass did."""
+        return (
+            f"{sum(d.found for d in self.deletions)} submission(s) deleted, {len(self.stored)} "
+            f"stored or quarantined, {len(self.unreadable)} unreadable file(s) set aside"
+        )
 
     @property
     def changed(self) -> bool:
@@ -154,18 +162,23 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
             n_read=len(result.stored),
             n_stored=sum(len(e.records) for _, e in envelopes),
         )
-        con.execute("BEGIN TRANSACTION")
-        record_run(con, run_id, FLOW_NAME, now, summary,
-                   message=f"{len(result.stored)} submission(s), "
-                           f"{len(result.unreadable)} unreadable")
-        con.execute("COMMIT")
+        with transaction(con):
+            record_run(con, run_id, FLOW_NAME, now, summary,
+                       message=f"{len(result.stored)} submission(s), "
+                               f"{len(result.unreadable)} unreadable")
     return result
 
 
-def process_inbox(settings: Settings, now: datetime | None = None) -> InboxResult:
-    """The whole inbox job: deletions, pending submissions, then statistics if anything changed."""
-    deletions = apply_deletion_requests(settings, now)
-    result = store_pending_submissions(settings, now)
+def process_inbox(
+    settings: Settings, now: datetime | None = None, io_step: IoStep = plain_step
+) -> InboxResult:
+    """The whole inbox job: deletions, pending submissions, then statistics if anything changed.
+
+    `io_step` wraps the two steps that read the inbox and wait for the database: the inbox
+    flow passes a Prefect task with retries; in-process they run as they are.
+    """
+    deletions = io_step(apply_deletion_requests)(settings, now)
+    result = io_step(store_pending_submissions)(settings, now)
     result.deletions = deletions
     if result.changed:
         refresh_and_publish(settings)

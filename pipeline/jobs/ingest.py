@@ -1,21 +1,36 @@
 """The ingest job: files and folders of case histories through the funnel into the store.
 
-Plain Python: the ingest flow wraps its steps in tasks, and a one-off `timelines ingest` runs
-it in-process when no Prefect server is there to record it."""
+JSON documents (.json, .jsonl) go through the document funnel; tables (.csv, .tsv) through
+the table path (`table_chunks`): both in one transaction. `as_of` censors pending cases that
+have no last_checked of their own at that date (a historical file); `columns` maps a
+tracker's headers to ours. Plain Python: the ingest flow wraps its steps in tasks, and a
+one-off `timelines ingest` runs it in-process when no Prefect server is there to record it."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime, time
 from pathlib import Path
 
 from pipeline.jobs.refresh import publish
+from pipeline.model import Rejection
 from pipeline.prepare.anonymize import PseudonymKey, key_of
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
+from pipeline.prepare.tables import prepare_table
 from pipeline.settings import Settings
-from pipeline.sources.files import RawDocument, discover_files, read_documents
+from pipeline.sources.files import (
+    INPUT_SUFFIXES,
+    InputError,
+    RawDocument,
+    discover_files,
+    fingerprint,
+    is_table,
+    open_table,
+    read_documents,
+)
 from pipeline.store.db import open_store
 from pipeline.store.load import (
     LoadResult,
@@ -33,8 +48,24 @@ PARALLEL_MIN_BYTES = 64_000_000
 
 
 def discover_inputs(paths: Iterable[Path]) -> list[Path]:
-    """The input files under the given paths; a missing path is an error."""
-    return discover_files(paths)
+    """The input files under the given paths; a missing path, or none found, is an error."""
+    paths = list(paths)
+    found = discover_files(paths)
+    if not found:
+        raise InputError(
+            f"no input files under {', '.join(str(p) for p in paths)}: ingest reads "
+            f"{', '.join(sorted(INPUT_SUFFIXES))} files (a folder is searched with its subfolders)"
+        )
+    return found
+
+
+def as_of_moment(as_of: date | None, today: date | None = None) -> datetime | None:
+    """The moment --as-of stands for; a date in the future is refused."""
+    if as_of is None:
+        return None
+    if as_of > (today or date.today()):
+        raise InputError(f"--as-of {as_of} is in the future: give the day the file was last brought up to date")
+    return datetime.combine(as_of, time())
 
 
 def available_cores() -> int:
@@ -51,18 +82,57 @@ def ingest_files(
     flow: str = "ingest",
     workers: int | None = None,
     chunk_size: int = CHUNK_SIZE,
+    *,
+    as_of: date | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> LoadResult:
-    """Parse, anonymize, validate and store every document of `files` in one transaction.
+    """Parse, anonymize, validate and store every document and table row of `files` in one
+    transaction.
 
-    Large inputs are prepared by `workers` processes (default: one per core) while this
-    process loads the finished chunks, in input order, inside the one transaction.
+    Large JSON inputs are prepared by `workers` processes (default: one per core) while this
+    process loads the finished chunks, in input order, inside the one transaction. Tables are
+    streamed, `chunk_size` rows at a time.
     """
+    moment = as_of_moment(as_of)
+    tables = [f for f in files if is_table(f)]
+    documents_files = [f for f in files if f not in set(tables)]
     if workers is None:
-        large = sum(_size(f) for f in files) >= PARALLEL_MIN_BYTES
+        large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
-    return ingest_documents(
-        settings, read_documents(files), flow=flow, workers=workers, chunk_size=chunk_size
-    )
+    documents: Iterable[RawDocument] = read_documents(documents_files) if documents_files else ()
+    if moment is not None:
+        documents = (replace(d, observed_at=moment) for d in documents)
+
+    def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
+        yield from _prepared_chunks(documents, key, started, workers, chunk_size)
+        yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
+
+    return _store_chunks(settings, chunks, flow)
+
+
+def table_chunks(
+    tables: Iterable[Path],
+    key: PseudonymKey,
+    *,
+    as_of: datetime | None = None,
+    columns: dict[str, str | None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[PreparedChunk]:
+    """Stream the rows of CSV/TSV tables as prepared chunks; an unreadable file is a refusal."""
+    for number, path in enumerate(tables, start=1):
+        origin = f"table {number}"  # opaque: never the file's name (it may hold a person's)
+        try:
+            observed = as_of or datetime.fromtimestamp(path.stat().st_mtime)
+            with open_table(path) as handle:
+                yield from prepare_table(handle, origin, key, observed,
+                                         overrides=columns, chunk_size=chunk_size)
+        except OSError as error:
+            reason = f"the file could not be read ({error.strerror or error})"
+            chunk = PreparedChunk.empty()
+            chunk.rows_per_case = {}
+            chunk.rejections.append(Rejection(
+                origin, (reason,), fingerprint(f"{origin}\0{reason}".encode(), key.secret)))
+            yield chunk
 
 
 def ingest_documents(
@@ -73,18 +143,34 @@ def ingest_documents(
     chunk_size: int = CHUNK_SIZE,
 ) -> LoadResult:
     """Store documents from any source in one transaction: all of them, or none if one fails."""
+
+    def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
+        return _prepared_chunks(documents, key, started, workers, chunk_size)
+
+    return _store_chunks(settings, chunks, flow)
+
+
+def _store_chunks(
+    settings: Settings,
+    make_chunks: Callable[[PseudonymKey, datetime], Iterator[PreparedChunk]],
+    flow: str,
+) -> LoadResult:
     settings.ensure_home()
     key = key_of(settings)
     started = datetime.now()
     with open_store(settings.database_path) as con:
         run_id = next_run_id(con)
-        prepared = _prepared_chunks(documents, key, started, workers, chunk_size)
+        prepared = _closing_generator(make_chunks(key, started))
         with closing(prepared) as chunks:
             try:
                 return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started)
             except Exception as error:
                 record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
                 raise
+
+
+def _closing_generator(chunks: Iterator[PreparedChunk]) -> Generator[PreparedChunk, None, None]:
+    yield from chunks
 
 
 def _prepared_chunks(
@@ -110,9 +196,15 @@ def _size(path: Path) -> int:
 
 
 def ingest(
-    settings: Settings, paths: Iterable[Path], chunk_size: int = CHUNK_SIZE
+    settings: Settings,
+    paths: Iterable[Path],
+    chunk_size: int = CHUNK_SIZE,
+    *,
+    as_of: date | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> LoadResult:
     """The ingest job: discover, load, publish."""
-    result = ingest_files(settings, discover_inputs(paths), chunk_size=chunk_size)
+    result = ingest_files(settings, discover_inputs(paths), chunk_size=chunk_size,
+                          as_of=as_of, columns=columns)
     publish(settings)
     return result

@@ -22,6 +22,7 @@ from pipeline.model import ParsedCase, Rejection
 from pipeline.parse import ParseError, parse_document
 from pipeline.prepare.anonymize import PseudonymKey, pseudonymize
 from pipeline.prepare.funnel import PreparedChunk, anonymize_cases, validate_records
+from pipeline.prepare.merge import merge_parsed, observed_by_poll
 from pipeline.receipts import InvalidReceiptError
 from pipeline.settings import Settings
 from pipeline.sources.files import fingerprint, scrub
@@ -37,7 +38,7 @@ from pipeline.sources.uscis.registry import (
     registry_path,
 )
 from pipeline.stages import TERMINAL_STAGES, event_order
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 from pipeline.store.load import LoadResult, next_run_id, record_failed_run, record_run, store_chunk
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def prepare_answers(
             )
             outcomes[receipt] = PollOutcome(case_id, answer.fetched_at, ERROR, 200, reason)
             continue
-        case.observed_at = answer.fetched_at
+        observed_by_poll(case, answer.fetched_at)
         case.synthetic = case.synthetic or synthetic
         parsed.append((ORIGIN, case))
         events = sorted(case.events, key=lambda e: event_order(e.event_date, e.stage))
@@ -137,7 +138,7 @@ def prepare_answers(
 
 
 def _parse_answer(receipt: str, body: dict[str, Any]) -> ParsedCase:
-    cases = parse_document(body)
+    cases = merge_parsed(parse_document(body))
     if len(cases) != 1 or cases[0].receipt_number != receipt:
         raise ParseError("the answer is about a different receipt number than the one asked for")
     return cases[0]
@@ -174,19 +175,17 @@ def store_poll(
         chunk = _only_cases(prepared.chunk, kept)
         run_id = next_run_id(con)
         result = LoadResult(run_id)
-        con.execute("BEGIN TRANSACTION")
         try:
-            new_by_case = _new_events_by_case(con, chunk.events)
-            store_chunk(con, chunk, run_id, result, provenance="verified")
-            record_observations(
-                con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
-            )
-            _insert_outcomes(con, run_id, outcomes.values(), new_by_case)
-            _add_traffic(con, api, progress.traffic)
-            record_run(con, run_id, FLOW_NAME, started_at, result, message=message)
-            con.execute("COMMIT")
+            with transaction(con):
+                new_by_case = _new_events_by_case(con, chunk.events)
+                store_chunk(con, chunk, run_id, result, provenance="verified")
+                record_observations(
+                    con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
+                )
+                _insert_outcomes(con, run_id, outcomes.values(), new_by_case)
+                _add_traffic(con, api, progress.traffic)
+                record_run(con, run_id, FLOW_NAME, started_at, result, message=message)
         except BaseException as error:
-            con.execute("ROLLBACK")
             record_failed_run(con, run_id, FLOW_NAME, started_at, f"{type(error).__name__}: {error}")
             raise
     return StoredPoll(

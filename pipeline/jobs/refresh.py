@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from pipeline.analytics.stats import RefreshResult, refresh_statistics
 from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
@@ -18,17 +20,21 @@ from pipeline.store.load import LoadResult, next_run_id, record_failed_run, reco
 def refresh(settings: Settings) -> RefreshResult:
     """Recompute the statistics tables and record the run."""
     settings.ensure_home()
-    started = datetime.now()
     with open_store(settings.database_path) as con:
-        run_id = next_run_id(con)
-        try:
-            result = refresh_statistics(con, settings.min_group_size,
-                                        max_contributor_share=settings.limits.max_contributor_share)
-        except Exception as error:
-            record_failed_run(con, run_id, "refresh", started, f"{type(error).__name__}: {error}")
-            raise
-        record_run(con, run_id, "refresh", started, LoadResult(run_id, n_read=result.n_cases),
-                   message=f"{result.n_groups} groups, {result.n_suppressed} suppressed")
+        return _refresh(con, settings)
+
+
+def _refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> RefreshResult:
+    started = datetime.now()
+    run_id = next_run_id(con)
+    try:
+        result = refresh_statistics(con, settings.min_group_size,
+                                    max_contributor_share=settings.limits.max_contributor_share)
+    except Exception as error:
+        record_failed_run(con, run_id, "refresh", started, f"{type(error).__name__}: {error}")
+        raise
+    record_run(con, run_id, "refresh", started, LoadResult(run_id, n_read=result.n_cases),
+               message=f"{result.n_groups} groups, {result.n_suppressed} suppressed")
     return result
 
 
@@ -59,6 +65,8 @@ def publish(settings: Settings) -> Path:
 
 def refresh_and_publish(settings: Settings) -> RefreshResult:
     """Recompute the statistics and publish them: the last step of every job that changes data."""
-    result = refresh(settings)
-    publish(settings)
+    settings.ensure_home()
+    with open_store(settings.database_path) as con:  # one open: the database is held once
+        result = _refresh(con, settings)
+        publish_snapshot(con, settings.published_dir, settings.min_group_size)
     return result

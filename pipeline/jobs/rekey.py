@@ -29,7 +29,7 @@ from pipeline.prepare.anonymize import KEY_ENV, PseudonymKey, load_key, pseudony
 from pipeline.publish.snapshot import publish_snapshot
 from pipeline.settings import Settings
 from pipeline.sources.uscis.registry import Registry, registry_path
-from pipeline.store.db import open_store
+from pipeline.store.db import open_store, transaction
 
 
 class RekeyError(RuntimeError):
@@ -107,18 +107,14 @@ def _rekey(con: duckdb.DuckDBPyConnection, mapping: pl.DataFrame) -> dict[str, i
     """Move every row of every case-keyed table to the new pseudonyms, in one transaction."""
     rows = {}
     con.register("rekey_map", mapping)
-    con.execute("BEGIN TRANSACTION")
     try:
-        for table in tables_with_cases(con):
-            [(n,)] = con.execute(
-                f'UPDATE "{table}" SET case_id = m.new_id FROM rekey_map m'
-                f' WHERE "{table}".case_id = m.old_id'
-            ).fetchall()
-            rows[table] = int(n)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            for table in tables_with_cases(con):
+                [(n,)] = con.execute(
+                    f'UPDATE "{table}" SET case_id = m.new_id FROM rekey_map m'
+                    f' WHERE "{table}".case_id = m.old_id'
+                ).fetchall()
+                rows[table] = int(n)
     finally:
         con.unregister("rekey_map")
     return rows

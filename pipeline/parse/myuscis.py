@@ -11,9 +11,12 @@ cases list ({"data": [case, case]}); each with or without the {"data": ...} wrap
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from pipeline.model import ParsedCase, StatusEvent
+from pipeline.parse.categories import category_of_subtype, has_categories
 from pipeline.parse.errors import ParseError
+from pipeline.parse.event_codes import coded_events
 from pipeline.parse.fields import normalize_form_type, parse_bool, parse_date, parse_datetime
 from pipeline.receipts import InvalidReceiptError, normalize_receipt, office_of
 from pipeline.stages import classify
@@ -163,7 +166,7 @@ def _text(value: object) -> str | None:
 
 
 def unnamed_codes(payloads: list[object]) -> set[str]:
-    """Event codes of cases/{r} answers that no case_status history names."""
+    """Event codes of cases/{r} answers that no history, notice or known-code table explains."""
     flat = flatten(payloads)
     titles: dict[str, str] = {}
     for payload in flat:
@@ -172,11 +175,7 @@ def unnamed_codes(payloads: list[object]) -> set[str]:
     for payload in flat:
         data = unwrap(payload)
         if myuscis_kind(payload) == "case_detail" and isinstance(data, dict):
-            events = data.get("events")
-            for entry in events if isinstance(events, list) else []:
-                code = str(entry.get("eventCode") or "") if isinstance(entry, dict) else ""
-                if code and code not in titles:
-                    codes.add(code)
+            codes |= coded_events(data, titles).unmapped
     return codes
 
 
@@ -185,24 +184,26 @@ def parse_case_detail(payload: object, titles: dict[str, str]) -> ParsedCase:
     data = unwrap(payload)
     assert isinstance(data, dict)
     receipt = _receipt(data.get("receiptNumber"), "cases.receiptNumber")
-    events: list[StatusEvent] = []
-    for entry in _entries(data.get("events"), "cases.events", "{eventCode, eventDateTime}"):
-        when = parse_date(entry.get("eventDateTime") or entry.get("eventTimestamp"))
-        code = str(entry.get("eventCode") or "")
-        if when is None or code not in titles:
-            continue  # a code with no known title says nothing we can place on a timeline
-        title, stage = classify(titles[code])
-        events.append(StatusEvent(when, title, stage))
+    _entries(data.get("events"), "cases.events", "{eventCode, eventDateTime}")
+    _entries(data.get("notices"), "cases.notices", "{generationDate, actionType}")
+    events = coded_events(data, titles).events
+    form = normalize_form_type(data.get("formType"))
     return ParsedCase(
         receipt_number=receipt,
         source=SOURCE,
-        form_type=normalize_form_type(data.get("formType")),
+        form_type=form,
         received_date=parse_date(data.get("submissionDate") or data.get("submissionTimestamp")),
         premium=parse_bool(data.get("isPremiumProcessed")),
         events=events,
         last_modified=parse_datetime(data.get("updatedAtTimestamp") or data.get("updatedAt")),
         synthetic=_synthetic(payload),
+        category=_category(form, data.get("formName")),
     )
+
+
+def _category(form: str | None, text: object) -> str | None:
+    """A category named in a form name or subtype ('... (E11)', '147-C9'), else None."""
+    return category_of_subtype(form, text) if has_categories(form) else None
 
 
 def _receipt_details(payload: object) -> dict[str, object]:
@@ -217,14 +218,23 @@ def parse_receipt_info(payload: object) -> ParsedCase | None:
     details = _receipt_details(payload)
     if not details.get("receipt_number"):
         return None
+    form = normalize_form_type(details.get("form"))
     return ParsedCase(
         receipt_number=_receipt(details["receipt_number"], "receipt_details.receipt_number"),
         source=SOURCE,
-        form_type=normalize_form_type(details.get("form")),
-        received_date=parse_date(details.get("receipt_date")),
+        form_type=form,
+        received_date=_receipt_date(details.get("receipt_date")),
         premium=parse_bool(details.get("premproc")),
         synthetic=_synthetic(payload),
+        category=_category(form, details.get("subtype")),
     )
+
+
+def _receipt_date(raw: object) -> date | None:
+    try:
+        return parse_date(raw)
+    except ParseError:
+        return None  # a placeholder such as '<date>': the other answers carry the date
 
 
 def _synthetic(payload: object) -> bool:
@@ -242,7 +252,7 @@ def parse_myuscis(payloads: list[object]) -> list[ParsedCase]:
     for payload in flat:
         titles |= code_titles(payload)
     cases: list[ParsedCase] = []
-    loose_forms: list[str] = []
+    loose_forms: list[tuple[str, str | None]] = []
     for payload in flat:
         kind = myuscis_kind(payload)
         if kind == "case_status":
@@ -254,15 +264,17 @@ def parse_myuscis(payloads: list[object]) -> list[ParsedCase]:
             if info is not None:
                 cases.append(info)
             else:
-                form = normalize_form_type(_receipt_details(payload).get("form"))
+                details = _receipt_details(payload)
+                form = normalize_form_type(details.get("form"))
                 if form:
-                    loose_forms.append(form)
+                    loose_forms.append((form, _category(form, details.get("subtype"))))
     receipts = {c.receipt_number for c in cases}
     if len(receipts) == 1:
         (receipt,) = receipts
         synthetic = all(c.synthetic for c in cases)
         cases.extend(
-            ParsedCase(receipt_number=receipt, source=SOURCE, form_type=f, synthetic=synthetic)
-            for f in loose_forms
+            ParsedCase(receipt_number=receipt, source=SOURCE, form_type=f, synthetic=synthetic,
+                       category=category)
+            for f, category in loose_forms
         )
     return cases

@@ -11,87 +11,32 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, datetime
 
 from pipeline.model import StatusEvent
-from pipeline.parse.errors import ParseError
-from pipeline.parse.fields import parse_bool
-from pipeline.parse.forms import known_form_type
-from pipeline.parse.redact import A_NUMBER_RE
-from pipeline.receipts import OFFICE_NAMES, InvalidReceiptError, normalize_receipt, office_of
-from pipeline.stages import GENERIC_TITLES
-
-SOURCE = "typed_form"
-# Canonical field -> stage for the milestone dates, in timeline order.
-MILESTONES: dict[str, str] = {
-    "received_date": "received",
-    "biometrics_date": "biometrics",
-    "interview_date": "interview",
-    "rfe_date": "rfe",
-    "rfe_response_date": "rfe_response",
-    "transferred_date": "transferred",
-    "approved_date": "approved",
-    "denied_date": "denied",
-    "card_produced_date": "card_production",
-    "card_mailed_date": "card_mailed",
-    "withdrawn_date": "withdrawn",
-}
-FIELDS: tuple[str, ...] = (
-    "receipt_number", "case_ref", "form_type", "office", "current_office", "premium",
-    *MILESTONES, "last_checked",
+from pipeline.parse.categories import read_category
+from pipeline.parse.cells import (
+    check_plain,
+    clean_cell,
+    is_missing,
+    parse_office,
+    parse_processing,
+    parse_receipt_field,
+    parse_sheet_date,
 )
-# Spellings seen in community spreadsheets, after normalization (lower case, '_' for gaps).
-_ALIASES: dict[str, str] = {
-    "receipt_number": "receipt_number", "receipt": "receipt_number", "receipt_no": "receipt_number",
-    "receipt_num": "receipt_number", "receipt_number_number": "receipt_number",
-    "case_number": "receipt_number",
-    "case_ref": "case_ref", "ref": "case_ref", "reference": "case_ref", "row_id": "case_ref",
-    "form_type": "form_type", "form": "form_type", "form_number": "form_type", "type": "form_type",
-    "office": "office", "intake_office": "office", "service_center": "office", "center": "office",
-    "sc": "office", "receipt_office": "office", "processing_center": "office",
-    "current_office": "current_office", "office_now": "current_office",
-    "premium": "premium", "premium_processing": "premium", "pp": "premium",
-    "received": "received_date", "receipt_date": "received_date", "rd": "received_date",
-    "date_of_receipt": "received_date", "receipt_notice_date": "received_date",
-    "biometrics": "biometrics_date", "bio": "biometrics_date", "biometric": "biometrics_date",
-    "biometrics_appointment": "biometrics_date", "fingerprints": "biometrics_date",
-    "fp": "biometrics_date", "bio_appointment": "biometrics_date",
-    "interview": "interview_date",
-    "rfe": "rfe_date", "rfe_issued": "rfe_date", "rfe_sent": "rfe_date",
-    "rfe_response": "rfe_response_date", "rfe_responded": "rfe_response_date",
-    "rfe_reply": "rfe_response_date", "response_to_rfe": "rfe_response_date",
-    "rfe_response_received": "rfe_response_date",
-    "transferred": "transferred_date", "transfer": "transferred_date",
-    "approved": "approved_date", "approval": "approved_date",
-    "denied": "denied_date", "denial": "denied_date",
-    "card_produced": "card_produced_date", "card_production": "card_produced_date",
-    "card_ordered": "card_produced_date",
-    "card_mailed": "card_mailed_date", "card_sent": "card_mailed_date",
-    "card_delivered": "card_mailed_date", "card_received": "card_mailed_date",
-    "withdrawn": "withdrawn_date", "withdrawal": "withdrawn_date",
-    "last_checked": "last_checked", "as_of": "last_checked", "status_as_of": "last_checked",
-    "last_updated": "last_checked",
-}
-MISSING_MARKERS = {"", ".", "-", "--", "–", "—", "n/a", "na", "none", "null", "nil", "pending",
-                   "tbd", "?", "not yet", "no", "nope"}
-_HTML_RE = re.compile(r"<\s*/?\s*[a-z!][^>]*>|javascript:|\bon[a-z]+\s*=", re.IGNORECASE)
-_OFFICE_WORDS = {name.split()[0].upper(): code for code, name in OFFICE_NAMES.items()} | {
-    "ONLINE": "ELIS", "ELECTRONIC": "ELIS", "NATIONAL BENEFITS": "NBC",
-}
-_MONTH_NAMES = ("%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%B %d %Y", "%d %b %Y", "%d %B %Y",
-                "%d-%b-%y", "%d-%b-%Y", "%d %b %y")
-_EXCEL_EPOCH = date(1899, 12, 30)
+from pipeline.parse.columns import FIELDS, MILESTONES, field_name
+from pipeline.parse.errors import ParseError
+from pipeline.parse.forms import known_form_type
+from pipeline.parse.snapshots import NEEDS as SNAPSHOT_NEEDS
+from pipeline.parse.snapshots import estimate_receipt_date
+from pipeline.receipts import office_of
+from pipeline.stages import GENERIC_TITLES, classify
 
-
-def field_name(header: str) -> str | None:
-    """The canonical field a header or key means ('Receipt Date' -> 'received_date'), or None."""
-    key = header.replace("\ufeff", "").strip().lower().replace("#", " number ")
-    key = re.sub(r"[^a-z0-9]+", "_", key).strip("_")
-    if key in _ALIASES:
-        return _ALIASES[key]
-    base = re.sub(r"^date_(of_)?|_(date|dt|on|day)$", "", key)
-    return _ALIASES.get(base)
+__all__ = [
+    "FIELDS", "MILESTONES", "TimelineRows", "TypedTimeline", "field_name", "is_missing",
+    "parse_sheet_date", "read_timeline",
+]
+SOURCE = "typed_form"
 
 
 @dataclass(frozen=True)
@@ -109,6 +54,10 @@ class TypedTimeline:
     events: tuple[StatusEvent, ...] = ()
     observed_at: datetime | None = None
     source: str = SOURCE
+    category: str | None = None
+    tracked_since: date | None = None
+    last_checked: date | None = None
+    received_estimated: bool = False
 
 
 @dataclass
@@ -118,102 +67,6 @@ class TimelineRows:
     timelines: list[TypedTimeline] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-
-
-def is_missing(value: object) -> bool:
-    """Tell whether a cell means 'no value' (blank, '.', '-', 'n/a', 'pending', ...)."""
-    return value is None or str(value).strip().lower() in MISSING_MARKERS
-
-
-def check_plain(value: str, where: str) -> None:
-    """Refuse HTML or script in a typed value."""
-    found = _HTML_RE.search(value)
-    if found:
-        raise ParseError(
-            f"{where} contains HTML or script ({found.group(0)[:30]!r}); type plain text only"
-        )
-
-
-def parse_sheet_date(raw: object, where: str) -> date | None:
-    """Read a date as spreadsheets write it: 2024-05-29, 5/29/2024, 5/29/24, 29-May-24, serials."""
-    if is_missing(raw):
-        return None
-    text = " ".join(str(raw).split())
-    parsed = _date_of_text(text)
-    if isinstance(parsed, date):
-        return parsed
-    check_plain(text, where)
-    raise ParseError(f"{where} {parsed}")
-
-
-@lru_cache(maxsize=4096)  # a sheet repeats the same few hundred dates
-def _date_of_text(text: str) -> date | str:
-    """The date a cell's text means, or what is wrong with it (after the field's name)."""
-    iso = re.match(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$", text)
-    us = re.match(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?$", text)
-    if us and int(us.group(1)) > 12 and int(us.group(2)) <= 12:
-        return (
-            f"{text!r} looks like day/month/year; write dates month/day/year "
-            f"(US order, e.g. {int(us.group(2))}/{int(us.group(1))}/{us.group(3)}) or as 2024-05-29"
-        )
-    try:
-        if iso:
-            return date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
-        if us:
-            return date(_full_year(int(us.group(3))), int(us.group(1)), int(us.group(2)))
-    except ValueError as error:
-        return f"{text!r} is not a real calendar date ({error})"
-    if re.match(r"^\d{5}(?:\.0+)?$", text):
-        return _EXCEL_EPOCH + timedelta(days=int(float(text)))
-    for fmt in _MONTH_NAMES:
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    return f"{text[:30]!r} is not a date: write it like 2024-05-29 or 5/29/2024 (month/day/year)"
-
-
-def _full_year(year: int) -> int:
-    if year >= 100:
-        return year
-    full = 2000 + year
-    return full if full <= date.today().year + 1 else full - 100
-
-
-def parse_office(raw: object, where: str) -> str | None:
-    """Read an office as a code (NSC), a receipt prefix (LIN) or a name (Nebraska Service Center)."""
-    if is_missing(raw):
-        return None
-    text = " ".join(str(raw).split())
-    check_plain(text, where)
-    upper = text.upper()
-    code = office_of(upper) or office_of(upper.replace(" SERVICE CENTER", "").strip())
-    if code is None:
-        code = next((c for word, c in _OFFICE_WORDS.items() if upper.startswith(word)), None)
-    if code is None:
-        raise ParseError(
-            f"{where} {text[:30]!r} is not a USCIS office we know: use NSC, TSC, VSC, CSC, NBC, "
-            "PSC or ELIS, or the first three letters of your receipt number (e.g. LIN)"
-        )
-    return code
-
-
-def parse_receipt_field(raw: object, where: str) -> str | None:
-    """Read an optional receipt number; an A-number typed there gets its own message."""
-    if is_missing(raw):
-        return None
-    text = str(raw).strip()
-    check_plain(text, where)
-    if A_NUMBER_RE.fullmatch(text):
-        raise ParseError(
-            f"{where}: this looks like an A-number (alien registration number), not a receipt "
-            "number. We do not need your A-number: remove it, and give the receipt number "
-            "from your I-797C notice (3 letters and 10 digits) or leave the field empty"
-        )
-    try:
-        return normalize_receipt(text)
-    except InvalidReceiptError as error:
-        raise ParseError(f"{where}: {error}") from error
 
 
 def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE) -> TypedTimeline:
@@ -242,6 +95,10 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
     }
     checked = attempt(lambda: parse_sheet_date(
         values.get("last_checked"), "last checked"))
+    tracked = attempt(lambda: parse_sheet_date(values.get("tracked_since"), "tracked since"))
+    premium = attempt(lambda: _premium(values.get("premium"), values.get("processing")))
+    category = attempt(lambda: read_category(
+        form if isinstance(form, str) else None, _present(values.get("category"))))
     ref = values.get("case_ref")
     if not is_missing(ref):
         attempt(lambda: check_plain(str(ref), "case ref"))
@@ -252,11 +109,19 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
             "the office is missing: without a receipt number, give the office on your receipt "
             "notice (NSC, TSC, VSC, CSC, NBC, PSC, ELIS, or the receipt's first three letters)"
         )
+    status = attempt(lambda: _snapshot_status(values, receipt, checked))
+    estimated = False
     if is_missing(values.get("received_date")):
-        problems.append(
-            "the received date is missing: it is the 'Received Date' printed on your receipt "
-            "notice (Form I-797C)"
-        )
+        guess = estimate_receipt_date(receipt) if isinstance(receipt, str) and status else None
+        if guess is not None:
+            dates["received_date"], estimated = guess, True
+        elif status is not None and isinstance(receipt, str):
+            problems.append(f"this row is a status snapshot of an IOE receipt: {SNAPSHOT_NEEDS}")
+        else:
+            problems.append(
+                "the received date is missing: it is the 'Received Date' printed on your receipt "
+                "notice (Form I-797C)"
+            )
     if problems:
         raise ParseError("; ".join(problems))
     assert isinstance(form, str) and isinstance(dates["received_date"], date)
@@ -268,7 +133,7 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
         StatusEvent(when, GENERIC_TITLES[MILESTONES[name]], MILESTONES[name])
         for name, when in dates.items()
         if isinstance(when, date)
-    )
+    ) + ((status,) if isinstance(status, StatusEvent) else ())
     return TypedTimeline(
         label=label,
         form_type=form,
@@ -277,29 +142,50 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
         receipt_number=receipt if isinstance(receipt, str) else None,
         case_ref=None if is_missing(ref) else " ".join(str(ref).split()).lower(),
         current_office=current if isinstance(current, str) else None,
-        premium=_premium(values.get("premium")),
+        premium=premium if isinstance(premium, bool) else None,
         events=tuple(sorted(events, key=lambda e: (e.event_date, e.stage))),
         observed_at=datetime.combine(checked, datetime.min.time())
         if isinstance(checked, date) else None,
         source=source,
+        category=category if isinstance(category, str) else None,
+        tracked_since=tracked if isinstance(tracked, date) else None,
+        last_checked=checked if isinstance(checked, date) else None,
+        received_estimated=estimated,
     )
+
+
+def _snapshot_status(
+    values: Mapping[str, object], receipt: object, checked: object
+) -> StatusEvent | None:
+    """A `status` column (a snapshot's current status) as a dated event, or None."""
+    raw = values.get("status")
+    if is_missing(raw):
+        return None
+    when = parse_sheet_date(values.get("status_date"), "status date")
+    when = when or (checked if isinstance(checked, date) else None)
+    if when is None:
+        raise ParseError("the status has no date: give a status_date (or last_checked) column")
+    check_plain(str(raw), "status")
+    title, stage = classify(clean_cell(raw))
+    return StatusEvent(when, title, stage)
+
+
+def _present(raw: object) -> object:
+    return None if is_missing(raw) else raw
 
 
 def _form(raw: object) -> str | None:
     if is_missing(raw):
         return None
-    text = str(raw).strip()
+    text = clean_cell(raw)
     check_plain(text, "form type")
     return known_form_type(text)
 
 
-def _premium(raw: object) -> bool | None:
-    if is_missing(raw) and str(raw).strip().lower() != "no":
-        return None
-    text = str(raw).strip().lower()
-    if text in {"premium", "pp", "x", "✓", "✔"}:
-        return True
-    return parse_bool(text)
+def _premium(premium: object, processing: object) -> bool | None:
+    """A `premium` column (yes/no, PP, x) or a `processing` column (premium/regular)."""
+    first = parse_processing(premium, "premium")
+    return first if first is not None else parse_processing(processing, "processing")
 
 
 def canonical_fields(values: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:

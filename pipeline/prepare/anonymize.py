@@ -65,11 +65,15 @@ def load_key(key_path: Path, secret: Secret | None = None) -> PseudonymKey:
     return PseudonymKey(text.encode())
 
 
+def keyed_id(identity: str, key: PseudonymKey) -> str:
+    """The one pseudonym function: `c_` + 32 hex digits of HMAC-SHA256 under the key."""
+    digest = hmac.new(key.secret, identity.encode(), hashlib.sha256).hexdigest()
+    return "c_" + digest[:32]
+
+
 def pseudonymize(receipt: str, key: PseudonymKey) -> str:
     """The stable keyed pseudonym of a receipt number."""
-    canonical = normalize_receipt(receipt)
-    digest = hmac.new(key.secret, canonical.encode(), hashlib.sha256).hexdigest()
-    return "c_" + digest[:32]
+    return keyed_id(normalize_receipt(receipt), key)
 
 
 def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -> CaseRecord:
@@ -87,6 +91,10 @@ def anonymize_case(case: ParsedCase, key: PseudonymKey, observed_at: datetime) -
         last_modified=case.last_modified,
         synthetic=case.synthetic,
         events=sorted(set(case.events), key=lambda e: event_order(e.event_date, e.stage)),
+        category=case.category,
+        tracked_since=case.tracked_since,
+        last_checked=case.last_checked,
+        received_estimated=case.received_estimated,
     )
 
 

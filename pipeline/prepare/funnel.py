@@ -23,10 +23,10 @@ from pipeline.parse import ParseError, parse_document
 from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
 from pipeline.prepare.child_processes import exit_with_parent
+from pipeline.prepare.merge import merge_by_id, merge_parsed
 from pipeline.prepare.validate import ValidatedBatch, to_frames, validate_frames
 from pipeline.receipts import InvalidReceiptError
 from pipeline.sources.files import RawDocument, decode, fingerprint
-from pipeline.stages import event_order
 
 
 @dataclass
@@ -44,7 +44,7 @@ def parse_documents(documents: Iterable[RawDocument], key: PseudonymKey) -> Pars
     for document in documents:
         batch.n_documents += 1
         try:
-            for case in parse_document(decode(document)):
+            for case in merge_parsed(parse_document(decode(document))):
                 if case.observed_at is None:
                     case.observed_at = document.observed_at
                 batch.cases.append((document.origin, case))
@@ -66,6 +66,8 @@ def attempt_of(record: CaseRecord) -> dict[str, object]:
         "intake_office": record.intake_office,
         "current_office": record.current_office,
         "received_date": _iso(record.received_date),
+        "category": record.category,
+        "processing": record.processing,
         "events": [
             {"date": e.event_date.isoformat(), "stage": e.stage, "title": e.title}
             for e in record.events
@@ -99,42 +101,21 @@ class AnonymizedBatch:
 def anonymize_cases(
     cases: Iterable[tuple[str, ParsedCase]], key: PseudonymKey, observed_at: datetime
 ) -> AnonymizedBatch:
-    """Pseudonymize and merge cases that share a receipt; conflicting form types are rejected."""
-    merged: dict[str, CaseRecord] = {}
-    origins: dict[str, str] = {}
-    conflicts: dict[str, set[str]] = {}
-    for origin, case in cases:
-        record = anonymize_case(case, key, observed_at)
-        seen = merged.get(record.case_id)
-        if seen is None:
-            merged[record.case_id] = record
-            origins[record.case_id] = origin
-            continue
-        if seen.form_type and record.form_type and seen.form_type != record.form_type:
-            conflicts.setdefault(record.case_id, {seen.form_type}).add(record.form_type)
-        _merge_into(seen, record)
+    """Pseudonymize and merge cases that share a receipt (pipeline.prepare.merge); conflicting
+    views (form type, category) are rejected as a whole."""
+    records = [(origin, anonymize_case(case, key, observed_at)) for origin, case in cases]
+    first_of = {r.case_id: r for _, r in reversed(records)}
+    merged, conflicts = merge_by_id(records)
     rejections = [
-        record_rejection(
-            origins[case_id],
-            merged.pop(case_id),
-            [f"the same case was submitted with different form types ({', '.join(sorted(forms))})"],
-        )
-        for case_id, forms in conflicts.items()
+        record_rejection(origins[0], first_of[case_id],
+                         [f"the same case was submitted with {problem}"])
+        for case_id, (problem, origins) in conflicts.items()
     ]
-    return AnonymizedBatch(list(merged.values()), origins, rejections)
-
-
-def _merge_into(seen: CaseRecord, new: CaseRecord) -> None:
-    seen.form_type = seen.form_type or new.form_type
-    seen.current_office = new.current_office or seen.current_office
-    seen.premium = seen.premium if seen.premium is not None else new.premium
-    dates = [d for d in (seen.received_date, new.received_date) if d is not None]
-    seen.received_date = min(dates) if dates else None
-    seen.observed_at = max(seen.observed_at, new.observed_at)
-    stamps = [t for t in (seen.last_modified, new.last_modified) if t is not None]
-    seen.last_modified = max(stamps) if stamps else None
-    seen.synthetic = seen.synthetic and new.synthetic
-    seen.events = sorted(set(seen.events) | set(new.events), key=lambda e: event_order(e.event_date, e.stage))
+    return AnonymizedBatch(
+        [record for _, record in merged.values()],
+        {case_id: origin for case_id, (origin, _) in merged.items()},
+        rejections,
+    )
 
 
 @dataclass
@@ -162,13 +143,27 @@ def validate_records(
 
 @dataclass
 class PreparedChunk:
-    """One chunk of documents turned into storable rows plus its rejections."""
+    """One chunk of documents (or table rows) turned into storable rows plus its rejections.
+
+    For table rows, `rows_per_case` counts the rows behind each case id and `n_refused_rows`
+    / `n_blank_rows` the rows that could not be read / were empty, so that the load can say
+    what became of every row.
+    """
 
     cases: pl.DataFrame
     events: pl.DataFrame
     rejections: list[Rejection]
     origins: dict[str, str]
     n_documents: int
+    rows_per_case: dict[str, int] | None = None
+    n_refused_rows: int = 0
+    n_blank_rows: int = 0
+
+    @classmethod
+    def empty(cls) -> PreparedChunk:
+        """A chunk with nothing to store."""
+        cases, events = to_frames([])
+        return cls(cases, events, [], {}, 0)
 
 
 def prepare_chunk(

@@ -29,7 +29,8 @@ from pipeline.parse.typed_form import (
     parse_typed_payload,
 )
 from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
-from pipeline.prepare.records import date_problems, merge_records, timeline_record
+from pipeline.prepare.merge import merge_by_id, merge_parsed
+from pipeline.prepare.records import date_problems, timeline_record
 from pipeline.prepare.validate import to_frames, validate_frames
 from pipeline.receipts import RECEIPT_IN_TEXT_RE, InvalidReceiptError
 
@@ -152,8 +153,9 @@ def preview_submission(
 
     `kind` is one of KINDS (None or "auto" detects it). With key=None no pseudonym is
     computed (for explaining a history without storing it). `now` dates the observation
-    and bounds "in the future". Never raises for bad input and never writes anything. More than `max_cases` distinct
-    cases (None: no limit, for an operator's import) is an error.
+    and bounds "in the future". Never raises for bad input and never writes anything.
+    More than `max_cases` distinct cases (None: no limit, for an operator's import) is an
+    error.
     """
     chosen = None if kind in (None, "auto") else kind
     if chosen is not None and chosen not in KINDS:
@@ -281,7 +283,7 @@ def _read_json(documents: list[object], kind: str | None) -> _Reading:
         reading.rows.errors.extend(rows.errors)
         reading.rows.ignored.extend(rows.ignored)
     if others:
-        reading.parsed = parse_document(others if len(others) > 1 else others[0])
+        reading.parsed = merge_parsed(parse_document(others if len(others) > 1 else others[0]))
         reading.notes.extend(_myuscis_notes(others))
     found = {c.source for c in reading.parsed} | ({"typed_form"} if typed else set())
     reading.kind = "+".join(sorted(found)) or None
@@ -298,8 +300,9 @@ def _myuscis_notes(parts: list[object]) -> list[str]:
     codes = unnamed_codes(answers)
     if codes:
         notes.append(
-            f"events with the codes {', '.join(sorted(codes))} were left out: no case_status "
-            "history names them. Paste the case_status/<receipt> answer too to include them"
+            f"events with the codes {', '.join(sorted(codes))} are kept as dated 'other' events: "
+            "no case_status history, notice or known code says what they mean. Paste the "
+            "case_status/<receipt> answer too to name them"
         )
     if any(_names_a_person(unwrap(p)) for p in answers):
         notes.append("the applicant's and representative's names in the cases answer are not kept")
@@ -365,22 +368,12 @@ def _checked(reading: _Reading, key: PseudonymKey | None, now: datetime) -> Subm
 
 
 def _merge(labelled: list[tuple[str, CaseRecord]]) -> tuple[list[tuple[str, CaseRecord]], list[str]]:
-    by_id: dict[str, tuple[str, CaseRecord]] = {}
-    errors: list[str] = []
-    for label, record in labelled:
-        seen = by_id.get(record.case_id)
-        if seen is None:
-            by_id[record.case_id] = (label, record)
-        elif seen[1].form_type and record.form_type and seen[1].form_type != record.form_type:
-            errors.append(
-                f"{seen[0]} and {label} are the same case but give different form types "
-                f"({seen[1].form_type} and {record.form_type}); fix the wrong one"
-            )
-        else:
-            joined = seen[0] if seen[0].endswith("...") else (
-                f"{seen[0]} + ..." if len(seen[0]) > 40 else f"{seen[0]} + {label}")
-            by_id[record.case_id] = (joined, merge_records(seen[1], record))
-    return list(by_id.values()), errors
+    merged, conflicts = merge_by_id(labelled)
+    errors = [
+        f"{' and '.join(labels)} are the same case but give {problem}; fix the wrong one"
+        for problem, labels in conflicts.values()
+    ]
+    return list(merged.values()), errors
 
 
 def _check_records(

@@ -8,14 +8,12 @@ replaced, so no free text can reach the database through it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import replace
 from datetime import date, datetime
 
 from pipeline.model import CaseRecord, ParsedCase, StatusEvent
+from pipeline.parse.categories import all_categories, eligibility_code
 from pipeline.parse.typed_form import TypedTimeline
-from pipeline.prepare.anonymize import PseudonymKey, anonymize_case
+from pipeline.prepare.anonymize import PseudonymKey, anonymize_case, keyed_id
 from pipeline.prepare.validate import EARLIEST
 from pipeline.receipts import OFFICES
 from pipeline.stages import GENERIC_TITLES, STAGES, event_order, title_catalog
@@ -43,8 +41,7 @@ def timeline_case_id(timeline: TypedTimeline, key: PseudonymKey, occurrence: int
                     timeline.received_date.isoformat(),
                     *(f"{e.event_date.isoformat()}:{e.stage}" for e in timeline.events),
                     str(occurrence)]
-    digest = hmac.new(key.secret, "\x1f".join(identity).encode(), hashlib.sha256).hexdigest()
-    return "c_" + digest[:32]
+    return keyed_id("\x1f".join(identity), key)
 
 
 def timeline_record(
@@ -62,6 +59,10 @@ def timeline_record(
             premium=timeline.premium,
             events=list(timeline.events),
             observed_at=observed,
+            category=timeline.category,
+            tracked_since=timeline.tracked_since,
+            last_checked=timeline.last_checked,
+            received_estimated=timeline.received_estimated,
         )
         return anonymize_case(parsed, key, now)
     received = timeline.received_date
@@ -78,24 +79,10 @@ def timeline_record(
         last_modified=None,
         synthetic=False,
         events=list(timeline.events),
-    )
-
-
-def merge_records(first: CaseRecord, second: CaseRecord) -> CaseRecord:
-    """One record with the union of two records' events (the caller checked the form types)."""
-    dates = [d for d in (first.received_date, second.received_date) if d is not None]
-    stamps = [t for t in (first.last_modified, second.last_modified) if t is not None]
-    return replace(
-        first,
-        form_type=first.form_type or second.form_type,
-        current_office=second.current_office or first.current_office,
-        premium=first.premium if first.premium is not None else second.premium,
-        received_date=min(dates) if dates else None,
-        observed_at=max(first.observed_at, second.observed_at),
-        last_modified=max(stamps) if stamps else None,
-        synthetic=first.synthetic and second.synthetic,
-        events=sorted(set(first.events) | set(second.events),
-                      key=lambda e: event_order(e.event_date, e.stage)),
+        category=timeline.category,
+        tracked_since=timeline.tracked_since,
+        last_checked=timeline.last_checked,
+        received_estimated=timeline.received_estimated,
     )
 
 
@@ -152,6 +139,10 @@ def record_to_json(record: CaseRecord) -> dict[str, object]:
         "last_modified": _iso(record.last_modified),
         "synthetic": record.synthetic,
         "events": [[e.event_date.isoformat(), e.stage, e.title] for e in record.events],
+        "category": record.category,
+        "tracked_since": _iso(record.tracked_since),
+        "last_checked": _iso(record.last_checked),
+        "received_estimated": record.received_estimated,
     }
 
 
@@ -163,6 +154,8 @@ def attempt_to_json(record: CaseRecord) -> dict[str, object]:
         "current_office": record.current_office,
         "fiscal_year": record.fiscal_year,
         "received_date": _iso(record.received_date),
+        "category": record.category,
+        "processing": record.processing,
         "events": [{"date": e.event_date.isoformat(), "stage": e.stage} for e in record.events],
     }
 
@@ -238,4 +231,15 @@ def record_from_json(data: object) -> CaseRecord:
         last_modified=_stamp(data.get("last_modified"), "last_modified", optional=True),
         synthetic=data.get("synthetic") is True,
         events=sorted(set(events), key=lambda e: event_order(e.event_date, e.stage)),
+        category=_category(data.get("category")),
+        tracked_since=_day(data.get("tracked_since"), "tracked_since", optional=True),
+        last_checked=_day(data.get("last_checked"), "last_checked", optional=True),
+        received_estimated=data.get("received_estimated") is True,
     )
+
+
+def _category(value: object) -> str | None:
+    text = _text(value, "category", optional=True)
+    if text is not None and text not in all_categories() and eligibility_code(text) != text:
+        raise RecordError("category is not valid")
+    return text

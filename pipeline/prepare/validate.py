@@ -10,11 +10,13 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from pipeline.model import FORM_TYPE_PATTERN, CaseRecord
+from pipeline.model import FORM_TYPE_PATTERN, PROCESSING_TYPES, CaseRecord
 from pipeline.receipts import OFFICES
 from pipeline.stages import STAGES
 
 EARLIEST = date(1990, 1, 1)
+# Canonical category codes (pipeline.parse.categories): letters, digits, ( ) and '-'.
+CATEGORY_PATTERN = r"^[A-Za-z0-9()\-]{1,16}$"
 
 CASE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "case_id": pl.Utf8,
@@ -28,6 +30,11 @@ CASE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "observed_at": pl.Datetime("us"),
     "last_modified": pl.Datetime("us"),
     "synthetic": pl.Boolean,
+    "category": pl.Utf8,
+    "processing": pl.Utf8,
+    "tracked_since": pl.Date,
+    "last_checked": pl.Date,
+    "received_estimated": pl.Boolean,
 }
 EVENT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "case_id": pl.Utf8,
@@ -76,7 +83,54 @@ def case_schema(today: date) -> pa.DataFrameSchema:
             "observed_at": pa.Column(pl.Datetime("us")),
             "last_modified": pa.Column(pl.Datetime("us"), nullable=True),
             "synthetic": pa.Column(pl.Boolean),
+            "category": pa.Column(
+                pl.Utf8,
+                pa.Check.str_matches(CATEGORY_PATTERN, error="the category is not a category code we know"),
+                nullable=True,
+            ),
+            "processing": pa.Column(
+                pl.Utf8, pa.Check.isin(list(PROCESSING_TYPES), error="internal: bad processing type")
+            ),
+            "tracked_since": pa.Column(
+                pl.Date,
+                [
+                    pa.Check.ge(EARLIEST, error="the tracked-since date is before 1990"),
+                    pa.Check.le(today, error="the tracked-since date is in the future"),
+                ],
+                nullable=True,
+            ),
+            "last_checked": pa.Column(
+                pl.Date,
+                [
+                    pa.Check.ge(EARLIEST, error="the last-checked date is before 1990"),
+                    pa.Check.le(today, error="the last-checked date is in the future"),
+                ],
+            ),
+            "received_estimated": pa.Column(pl.Boolean),
         },
+        checks=[
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("tracked_since") >= pl.col("received_date")).fill_null(True)
+                ),
+                name="tracked_before_receipt",
+                error="the tracked-since date is before USCIS received the case",
+            ),
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("last_checked") >= pl.col("received_date")).fill_null(True)
+                ),
+                name="checked_before_receipt",
+                error="the last-checked date is before USCIS received the case",
+            ),
+            pa.Check(
+                lambda d: d.lazyframe.select(
+                    (pl.col("tracked_since") <= pl.col("last_checked")).fill_null(True)
+                ),
+                name="tracked_after_checked",
+                error="the tracked-since date is after the last-checked date",
+            ),
+        ],
         strict=True,
     )
 
@@ -145,6 +199,11 @@ def to_frames(records: list[CaseRecord]) -> tuple[pl.DataFrame, pl.DataFrame]:
             "observed_at": [r.observed_at for r in records],
             "last_modified": [r.last_modified for r in records],
             "synthetic": [r.synthetic for r in records],
+            "category": [r.category for r in records],
+            "processing": [r.processing for r in records],
+            "tracked_since": [r.tracked_since for r in records],
+            "last_checked": [r.checked_on for r in records],
+            "received_estimated": [r.received_estimated for r in records],
         },
         schema=CASE_COLUMNS,
     )

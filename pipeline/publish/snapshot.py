@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.store.db import first_row
+
 KEEP_SNAPSHOTS = 3
 POINTER = "CURRENT"
 
@@ -168,7 +170,7 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, published_dir: Path, min_gr
 
 
 def _meta(con: duckdb.DuckDBPyConnection, stamp: str, min_group_size: int) -> dict[str, object]:
-    row = con.execute(
+    row = first_row(con.execute(
         "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM status_events),"
         " (SELECT count(*) FILTER (WHERE synthetic) FROM cases),"
         " (SELECT max(computed_at) FROM case_stats),"
@@ -176,7 +178,7 @@ def _meta(con: duckdb.DuckDBPyConnection, stamp: str, min_group_size: int) -> di
         " (SELECT count(*) FROM quarantine),"
         " (SELECT max(version) FROM schema_migrations),"
         " (SELECT max(last_seen) FROM cases)"
-    ).fetchone()
+    ))
     assert row is not None
     return {
         "snapshot": stamp,

@@ -2,7 +2,8 @@
 
 A .json file holds one document (a single answer, or a list of answers pasted together);
 a .jsonl/.ndjson file holds one document per line. Each document is capped in size, since
-a paste larger than that is not a case history.
+a paste larger than that is not a case history. A .csv/.tsv file is a table of timelines,
+one row per case: `open_table` streams its lines (pipeline.parse.csv_import reads them).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import orjson
 
@@ -21,6 +23,8 @@ from pipeline.receipts import RECEIPT_IN_TEXT_RE
 MAX_DOCUMENT_BYTES = 1_000_000
 JSON_SUFFIXES = {".json"}
 LINES_SUFFIXES = {".jsonl", ".ndjson"}
+TABLE_SUFFIXES = {".csv", ".tsv"}
+INPUT_SUFFIXES = JSON_SUFFIXES | LINES_SUFFIXES | TABLE_SUFFIXES
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +53,37 @@ def discover_files(paths: Iterable[Path]) -> list[Path]:
         if path.is_dir():
             found.extend(
                 p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in JSON_SUFFIXES | LINES_SUFFIXES
+                if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
             )
         elif path.is_file():
             found.append(path)
         else:
             raise InputError(f"{path} does not exist")
     return found
+
+
+def is_table(path: Path) -> bool:
+    """Tell whether a file is a table of timelines: .csv/.tsv, or a named file that is not JSON."""
+    suffix = path.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return True
+    if suffix in JSON_SUFFIXES | LINES_SUFFIXES:
+        return False
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
+    return bool(start) and start[:1] not in (b"{", b"[")
+
+
+def open_table(path: Path) -> TextIO:
+    """Open a table for streaming: UTF-8 (with or without a byte-order mark), lines untranslated.
+
+    A byte that is not UTF-8 (a spreadsheet saved as Windows-1252) becomes U+FFFD: only in
+    columns we never read (names, notes) does that matter, and there it does not.
+    """
+    return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
 
 
 def document_origin(file_number: int, line: int | None = None) -> str:
@@ -68,7 +96,7 @@ def document_origin(file_number: int, line: int | None = None) -> str:
 
 
 def read_documents(paths: Iterable[Path]) -> Iterator[RawDocument]:
-    """Yield every document in the given files and folders."""
+    """Yield every document in the given JSON files and folders (tables are read apart)."""
     for file_number, file in enumerate(discover_files(paths), start=1):
         name = document_origin(file_number)
         try:

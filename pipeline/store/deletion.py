@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from pipeline.store.db import first_row, transaction
 from pipeline.store.submissions import origin_of
 
 _OWN_TABLES = {"cases", "status_events", "quarantine", "submissions", "submission_cases",
@@ -56,7 +57,7 @@ class DeletionOutcome:
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+    row = first_row(con.execute(sql))
     return int(row[0]) if row else 0
 
 
@@ -72,13 +73,11 @@ def _case_keyed_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> DeletionOutcome:
     """Remove the submission with this code hash and what only it supports, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         ids = tuple(str(r[0]) for r in con.execute(
             "SELECT submission_id FROM submissions WHERE deletion_hash = ?", [deletion_hash]
         ).fetchall())
         if not ids:
-            con.execute("COMMIT")
             return DeletionOutcome(found=False)
         con.execute("CREATE OR REPLACE TEMP TABLE doomed_submissions AS"
                     " SELECT unnest(?::VARCHAR[]) AS submission_id", [list(ids)])
@@ -96,8 +95,8 @@ def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> Del
             con.execute(f'DELETE FROM "{table}" WHERE case_id IN (SELECT case_id FROM doomed_cases)')
         con.execute("DELETE FROM cases WHERE case_id IN (SELECT case_id FROM doomed_cases)")
         origins = [origin_of(i) for i in ids]
-        row = con.execute("SELECT count(*) FROM quarantine WHERE origin IN"
-                          " (SELECT unnest(?::VARCHAR[]))", [origins]).fetchone()
+        row = first_row(con.execute("SELECT count(*) FROM quarantine WHERE origin IN"
+                          " (SELECT unnest(?::VARCHAR[]))", [origins]))
         n_quarantined = int(row[0]) if row else 0
         con.execute("DELETE FROM quarantine WHERE origin IN (SELECT unnest(?::VARCHAR[]))", [origins])
         for table in ("claims_apart", "submission_events", "submission_cases", "submissions"):
@@ -105,8 +104,4 @@ def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> Del
                         " (SELECT submission_id FROM doomed_submissions)")
         for temp in ("doomed_events", "doomed_cases", "doomed_submissions"):
             con.execute(f"DROP TABLE {temp}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return DeletionOutcome(True, ids, n_cases, n_events, n_quarantined)

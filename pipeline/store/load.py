@@ -17,7 +17,7 @@ import polars as pl
 
 from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
-from pipeline.store.db import query_frame, transaction
+from pipeline.store.db import first_row, query_frame, transaction
 
 
 @dataclass
@@ -30,6 +30,12 @@ class LoadResult:
     n_new_cases: int = 0
     n_new_events: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # table rows (CSV/TSV): rows_read == rows_stored + rows_quarantined + rows_refused
+    rows_read: int = 0
+    rows_stored: int = 0
+    rows_quarantined: int = 0
+    rows_refused: int = 0
+    rows_blank: int = 0
 
     @property
     def n_rejected(self) -> int:
@@ -39,7 +45,7 @@ class LoadResult:
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve a run id (the run's row is written with its load)."""
-    row = con.execute("SELECT nextval('run_id_seq')").fetchone()
+    row = first_row(con.execute("SELECT nextval('run_id_seq')"))
     assert row is not None
     return int(row[0])
 
@@ -110,11 +116,8 @@ def store_chunk(
     rejections = [*chunk.rejections, *(
         Rejection(
             origin=chunk.origins.get(row["case_id"], "input"),
-            reasons=(
-                f"this case is already stored as {row['stored_form']} but this history says "
-                f"{row['incoming_form']}; one of them is wrong, so neither is changed",
-            ),
-            fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}",
+            reasons=(_conflict_reason(row),),
+            fingerprint=f"conflict:{row['case_id']}:{row['incoming_form']}:{row['incoming_category']}",
             case_id=row["case_id"],
         )
         for row in conflicts.iter_rows(named=True)
@@ -140,6 +143,19 @@ def store_chunk(
     result.n_read += chunk.n_documents
     result.n_stored += cases.height
     result.rejections.extend(rejections)
+    if chunk.rows_per_case is not None:
+        _count_rows(result, chunk, set(cases["case_id"].to_list()))
+
+
+def _count_rows(result: LoadResult, chunk: PreparedChunk, stored: set[str]) -> None:
+    """Say what became of each table row: stored, quarantined (its case failed) or refused."""
+    assert chunk.rows_per_case is not None
+    rows_stored = sum(n for case_id, n in chunk.rows_per_case.items() if case_id in stored)
+    result.rows_read += chunk.n_documents
+    result.rows_blank += chunk.n_blank_rows
+    result.rows_refused += chunk.n_refused_rows
+    result.rows_stored += rows_stored
+    result.rows_quarantined += chunk.n_documents - chunk.n_refused_rows - rows_stored
 
 
 _UPSERT_CASES = """
@@ -147,13 +163,22 @@ INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
        observed_at AS last_seen, last_modified, synthetic,
+       category, processing, tracked_since, last_checked, received_estimated,
        provenance, source AS provenance_source
 FROM incoming_cases
 ON CONFLICT (case_id) DO UPDATE SET
     current_office = coalesce(excluded.current_office, cases.current_office),
     fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
-    received_date = least(cases.received_date, excluded.received_date),
-    premium = coalesce(excluded.premium, cases.premium),
+    received_date = CASE
+        WHEN cases.received_estimated AND NOT excluded.received_estimated THEN excluded.received_date
+        WHEN excluded.received_estimated AND NOT cases.received_estimated THEN cases.received_date
+        ELSE least(cases.received_date, excluded.received_date) END,
+    received_estimated = cases.received_estimated AND excluded.received_estimated,
+    premium = coalesce(cases.premium OR excluded.premium, excluded.premium, cases.premium),
+    processing = CASE WHEN cases.premium OR excluded.premium THEN 'premium' ELSE 'regular' END,
+    category = coalesce(cases.category, excluded.category),
+    tracked_since = least(cases.tracked_since, excluded.tracked_since),
+    last_checked = greatest(cases.last_checked, excluded.last_checked),
     sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
     first_seen = least(cases.first_seen, excluded.first_seen),
     last_seen = greatest(cases.last_seen, excluded.last_seen),
@@ -211,12 +236,25 @@ def _conflicting_form_types(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame)
     try:
         return query_frame(
             con,
-            "SELECT i.case_id, c.form_type AS stored_form, i.form_type AS incoming_form"
+            "SELECT i.case_id, c.form_type AS stored_form, i.form_type AS incoming_form,"
+            " c.category AS stored_category, i.category AS incoming_category"
             " FROM incoming_cases i JOIN cases c USING (case_id)"
-            " WHERE c.form_type <> i.form_type",
+            " WHERE c.form_type <> i.form_type OR c.category <> i.category",
         )
     finally:
         con.unregister("incoming_cases")
+
+
+def _conflict_reason(row: dict[str, object]) -> str:
+    if row["stored_form"] != row["incoming_form"]:
+        return (
+            f"this case is already stored as {row['stored_form']} but this history says "
+            f"{row['incoming_form']}; one of them is wrong, so neither is changed"
+        )
+    return (
+        f"this case is already stored in category {row['stored_category']} but this history says "
+        f"{row['incoming_category']}; one of them is wrong, so neither is changed"
+    )
 
 
 def _table_sizes(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -232,11 +270,26 @@ def quarantine_rejections(
     """Keep rejected records in quarantine with their reasons; a repeat adds nothing."""
     if not rejections:
         return
-    con.executemany(
-        "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP) ON CONFLICT DO NOTHING",
-        [
-            [r.fingerprint, run_id, r.origin, r.case_id, list(r.reasons),
-             json.dumps(r.attempt) if r.attempt is not None else None]
-            for r in rejections
-        ],
-    )
+    # one set-based insert: executemany costs milliseconds per row, too slow for a sheet with
+    # thousands of bad rows
+    frame = pl.DataFrame(
+        {
+            "fingerprint": [r.fingerprint for r in rejections],
+            "origin": [r.origin for r in rejections],
+            "case_id": [r.case_id for r in rejections],
+            "reasons": [list(r.reasons) for r in rejections],
+            "attempt": [json.dumps(r.attempt) if r.attempt is not None else None for r in rejections],
+        },
+        schema={"fingerprint": pl.Utf8, "origin": pl.Utf8, "case_id": pl.Utf8,
+                "reasons": pl.List(pl.Utf8), "attempt": pl.Utf8},
+    ).unique(subset="fingerprint", keep="first", maintain_order=True)
+    con.register("incoming_rejections", frame)
+    try:
+        con.execute(
+            "INSERT INTO quarantine (fingerprint, run_id, origin, case_id, reasons, attempt, created_at)"
+            " SELECT fingerprint, ?, origin, case_id, reasons, CAST(attempt AS JSON), now()::TIMESTAMP"
+            " FROM incoming_rejections ON CONFLICT DO NOTHING",
+            [run_id],
+        )
+    finally:
+        con.unregister("incoming_rejections")

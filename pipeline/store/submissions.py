@@ -22,7 +22,7 @@ from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.funnel import PreparedChunk
 from pipeline.prepare.records import attempt_to_json
 from pipeline.prepare.validate import to_frames, validate_frames
-from pipeline.store.db import query_frame, transaction
+from pipeline.store.db import first_row, query_frame, transaction
 from pipeline.store.load import LoadResult, store_chunk
 
 
@@ -47,10 +47,10 @@ def origin_of(submission_id: str) -> str:
 
 
 def _existing(con: duckdb.DuckDBPyConnection, submission_id: str) -> StoreOutcome | None:
-    row = con.execute(
+    row = first_row(con.execute(
         "SELECT state, n_cases, n_stored, n_quarantined FROM submissions WHERE submission_id = ?",
         [submission_id],
-    ).fetchone()
+    ))
     if row is None:
         return None
     reasons = [

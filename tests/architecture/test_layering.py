@@ -146,3 +146,14 @@ def test_no_module_is_over_400_lines() -> None:
 def test_few_loose_modules_at_the_root_of_pipeline() -> None:
     loose = sorted(p.name for p in (REPO / "pipeline").glob("*.py") if p.name != "__init__.py")
     assert len(loose) <= 4, loose
+
+
+def test_tests_swap_the_world_not_our_code() -> None:
+    """No test patches our own functions: what a test varies is a parameter or a fake source."""
+    patched = sorted(
+        str(path.relative_to(REPO))
+        for path in (REPO / "tests").rglob("*.py")
+        if path.name != "test_layering.py"
+        and any(s in path.read_text() for s in ("monkeypatch.setattr", "mock.patch", "unittest.mock"))
+    )
+    assert patched == []

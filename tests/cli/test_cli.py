@@ -16,6 +16,7 @@ from tests.support.cli import timelines
 EXPECTED_FIELDS = {"form_type", "office", "n_cases", "n_decided", "n_pending", "median_days", "p80_days"}
 
 
+@pytest.mark.slow
 def test_sample_ingest_refresh_stats(tmp_path: Path) -> None:
     home = tmp_path / "home"
     sample = timelines("sample", "--cases", "800", "--seed", "3", str(tmp_path / "in"), home=home)
@@ -51,6 +52,7 @@ def test_sample_ingest_refresh_stats(tmp_path: Path) -> None:
         (("stats", "--format", "xml"), "--format must be table or json"),
     ],
 )
+@pytest.mark.slow
 def test_errors_are_one_clear_line_and_a_non_zero_exit(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     result = timelines(*args, home=tmp_path / "empty")
     assert result.returncode != 0

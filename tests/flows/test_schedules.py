@@ -94,6 +94,7 @@ def test_with_poll_shards_the_poll_schedule_starts_several_poll_runs(
         ("TIMELINES_POLL_SHARDS", "many", "TIMELINES_POLL_SHARDS='many' must be a whole number"),
     ],
 )
+@pytest.mark.slow
 def test_serve_names_a_bad_schedule_setting_and_starts_nothing(
     tmp_path: Path, variable: str, value: str, message: str
 ) -> None:

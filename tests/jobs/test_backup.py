@@ -77,6 +77,7 @@ def test_the_backup_holds_every_store_with_checksums(backup_dir: Path) -> None:
     assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
 
 
+@pytest.mark.slow
 def test_restore_round_trip_gives_the_same_stores_and_pseudonyms(
     original: Settings, backup_dir: Path, tmp_path: Path
 ) -> None:
@@ -109,6 +110,7 @@ def test_restore_round_trip_gives_the_same_stores_and_pseudonyms(
     assert len(runs) == len(set(runs))  # run ids go on from where the backup left them
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_home_that_is_not_empty_unless_forced(
     backup_dir: Path, tmp_path: Path
 ) -> None:
@@ -156,6 +158,7 @@ def test_backup_refuses_a_folder_that_is_not_empty(original: Settings, tmp_path:
     assert (tmp_path / "old" / "something").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_a_key_given_by_the_environment_is_not_backed_up_and_is_asked_for(
     tmp_path: Path,
 ) -> None:

@@ -279,6 +279,7 @@ def test_while_another_process_holds_the_database_readers_keep_serving(
         assert "No statistics have been published" not in " ".join(str(m.value) for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_a_writer_waits_for_a_held_database_then_goes_on(
     tmp_path: Path, hold_database: Callable[[Path], Holder]
 ) -> None:
@@ -324,6 +325,7 @@ def states(settings: Settings, codes: list[str]) -> list[str]:
     return [lookup_status(settings.inbox_dir, code).state for code in codes]
 
 
+@pytest.mark.slow
 def test_damaged_inbox_files_are_quarantined_with_their_reason_and_the_rest_stored(
     settings: Settings,
 ) -> None:

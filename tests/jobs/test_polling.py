@@ -531,7 +531,7 @@ def test_traffic_table_has_a_column_per_status() -> None:
 def test_the_poll_flow_runs_for_real(
     settings: Settings, start_emulator: StartEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.poll import poll_deployment, poll_flow
+    from flows.poll import poll_flow
 
     server = start_emulator(requests_per_second=1000)
     for name, value in timelines_env(settings.home, server,
@@ -543,10 +543,6 @@ def test_the_poll_flow_runs_for_real(
     assert summary.outcomes["ok"] == 10 and summary.outcomes["not_found"] == 1
     assert current_snapshot(settings.published_dir).table("api_traffic")["n_requests"].sum() == 12
     assert poll_flow().n_due == 0  # nothing is due right after
-
-    assert poll_deployment().schedules[0].schedule.cron == "0 6 * * *"
-    monkeypatch.setenv("TIMELINES_POLL_CRON", "30 13 * * 1-5")
-    assert poll_deployment().schedules[0].schedule.cron == "30 13 * * 1-5"
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -51,6 +51,7 @@ def home(settings: Settings, tmp_path: Path) -> tuple[Settings, list[str], list[
     return settings, tracked, untracked
 
 
+@pytest.mark.slow
 def test_rotation_moves_tracked_cases_and_keeps_the_others(
     home: tuple[Settings, list[str], list[str]], tmp_path: Path
 ) -> None:

@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from pipeline.parse import ParseError, parse_document
+from pipeline.parse import ParseError
+from pipeline.prepare.merge import read_cases
 from pipeline.receipts import InvalidReceiptError, fiscal_year, intake_office, normalize_receipt
 from pipeline.stages import classify
 from tests.conftest import REFERENCE_PAYLOADS
@@ -18,7 +19,7 @@ def body(name: str) -> object:
 
 
 def test_api_answer_with_history_becomes_dated_stages() -> None:
-    [case] = parse_document(body("torch_case_status_success_with_history.json"))
+    [case] = read_cases(body("torch_case_status_success_with_history.json"))
     assert case.receipt_number == "LIN9999106499"
     assert case.form_type == "I-485"
     assert case.received_date == date(2023, 3, 15)
@@ -32,12 +33,12 @@ def test_api_answer_with_history_becomes_dated_stages() -> None:
 
 
 def test_api_answer_without_history_keeps_current_status() -> None:
-    [case] = parse_document(body("torch_case_status_success_no_history.json"))
+    [case] = read_cases(body("torch_case_status_success_no_history.json"))
     assert [(e.stage, e.title) for e in case.events][-1] == ("approved", "Case Approval Was Affirmed")
 
 
 def test_ioe_answer_without_dates_takes_the_date_from_the_description() -> None:
-    [case] = parse_document(body("torch_case_status_success_ioe_variant.json"))
+    [case] = read_cases(body("torch_case_status_success_ioe_variant.json"))
     assert case.received_date == date(2024, 5, 29)
     assert (date(2024, 7, 9), "review") in [(e.event_date, e.stage) for e in case.events]
 
@@ -50,25 +51,25 @@ def test_both_history_date_formats(hist_date: str) -> None:
         "current_case_status_desc_en": "On March 15, 2023, we received your Form I-130 &#39;x&#39; <a href='#'>y</a>",
         "hist_case_status": [{"date": hist_date, "completed_text_en": "We received your Form I-130."}],
     }}
-    [case] = parse_document(payload)
+    [case] = read_cases(payload)
     assert case.received_date == date(2023, 3, 15)
     assert all("<" not in e.title for e in case.events)
 
 
 def test_myuscis_case_status_gives_current_office() -> None:
-    [case] = parse_document(body("myuscis_case_status.json"))
+    [case] = read_cases(body("myuscis_case_status.json"))
     assert case.current_office == "NSC"
     assert case.receipt_number == "IOE0900000002"
 
 
 def test_not_signed_in_answer_says_so() -> None:
     with pytest.raises(ParseError, match="not signed in"):
-        parse_document({"data": None})
+        read_cases({"data": None})
 
 
 def test_unknown_shape_lists_what_is_expected() -> None:
     with pytest.raises(ParseError, match="shape we do not recognise"):
-        parse_document({"hello": "world"})
+        read_cases({"hello": "world"})
 
 
 @pytest.mark.parametrize("raw", ["EAC 23-900-00001", "eac2390000001", "EAC-2390000001"])

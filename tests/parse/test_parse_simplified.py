@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.parse import ParseError, parse_document
+from pipeline.parse import ParseError
+from pipeline.prepare.merge import read_cases
 from tests.conftest import REFERENCE_PAYLOADS
 
 
@@ -29,7 +30,7 @@ def simplified(**changes: Any) -> dict[str, Any]:
 
 
 def test_simplified_history_becomes_dated_stages_without_its_words() -> None:
-    [case] = parse_document(simplified())
+    [case] = read_cases(simplified())
     assert (case.source, case.form_type, case.received_date) == ("simplified", "I-765", date(2024, 1, 5))
     assert [(e.event_date, e.stage) for e in case.events] == [
         (date(2024, 1, 5), "received"), (date(2024, 2, 1), "biometrics"),
@@ -38,7 +39,7 @@ def test_simplified_history_becomes_dated_stages_without_its_words() -> None:
 
 
 def test_snake_case_spellings_and_dates_in_descriptions() -> None:
-    [case] = parse_document({
+    [case] = read_cases({
         "receipt_number": "msc-249-000-0123", "form_type": "i765",
         "events": [{"description": "On January 5, 2024, we received your Form I-765."}]})
     assert case.receipt_number == "MSC2490000123"
@@ -56,7 +57,7 @@ def test_snake_case_spellings_and_dates_in_descriptions() -> None:
 )
 def test_bad_simplified_input_says_what_to_fix(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ParseError, match=message):
-        parse_document(simplified(**changes))
+        read_cases(simplified(**changes))
 
 
 def egov(part: str) -> Any:
@@ -64,7 +65,7 @@ def egov(part: str) -> Any:
 
 
 def test_case_status_page_answer_gives_its_current_status() -> None:
-    [case] = parse_document(egov("valid"))
+    [case] = read_cases(egov("valid"))
     assert (case.source, case.form_type) == ("egov_csol", "I-765")
     assert [(e.event_date, e.stage) for e in case.events] == [(date(2021, 5, 18), "card_mailed")]
     assert case.received_date is None  # the page does not say when it was received
@@ -72,4 +73,4 @@ def test_case_status_page_answer_gives_its_current_status() -> None:
 
 def test_case_status_page_invalid_receipt_is_explained() -> None:
     with pytest.raises(ParseError, match="not valid"):
-        parse_document(egov("invalid"))
+        read_cases(egov("invalid"))

@@ -53,7 +53,7 @@ def test_milestones_may_be_nested() -> None:
         ("form: I-485\nreceived: 2024-01-01", "the office is missing"),
         ("form: I-485\noffice: NSC", "the received date is missing"),
         ("form: I-999\noffice: NSC\nreceived: 2024-01-01", "I-999 is not a USCIS form we know"),
-        ("form: I-485\noffice: Chicago\nreceived: 2024-01-01", "not a USCIS office we know"),
+        ("form: I-485\noffice: Chicago\nreceived: 2024-01-01", "not a USCIS service center or lockbox we know"),
         ("receipt: ABC123\nform: I-485\nreceived: 2024-01-01", "not a USCIS receipt number"),
         ("receipt: A123456789\nform: I-485\nreceived: 2024-01-01", "looks like an A-number"),
         ("form: I-485\noffice: NSC\nreceived: soon", "'soon' is not a date"),

@@ -12,9 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.parse import ParseError, parse_document
+from pipeline.parse import ParseError
 from pipeline.parse.redact import personal_identifiers
 from pipeline.prepare.anonymize import PseudonymKey
+from pipeline.prepare.merge import read_cases
 from pipeline.prepare.preview import SubmissionPreview, preview_submission
 from pipeline.prepare.records import record_to_json
 from pipeline.receipts import InvalidReceiptError
@@ -81,7 +82,7 @@ def mutated(draw: st.DrawFn) -> Any:
 @given(JSON)
 def test_random_json_is_parsed_or_refused_with_a_message(document: Any) -> None:
     try:
-        cases = parse_document(document)
+        cases = read_cases(document)
     except (ParseError, InvalidReceiptError, ValueError) as error:
         assert str(error)
         return
@@ -92,7 +93,7 @@ def test_random_json_is_parsed_or_refused_with_a_message(document: Any) -> None:
 @given(mutated())
 def test_mutated_payloads_never_crash_and_never_store_identifiers(document: Any) -> None:
     with contextlib.suppress(ParseError, InvalidReceiptError, ValueError):
-        parse_document(document)
+        read_cases(document)
     preview = preview_submission(json.dumps(document), key=KEY, now=NOW)
     assert preview.errors or preview.records
     nothing_personal_stored(preview)

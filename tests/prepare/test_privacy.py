@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from pipeline.inbox.consent import give_consent
 from pipeline.inbox.folder import request_deletion, write_submission
@@ -70,6 +71,7 @@ def submit(settings: Settings, text: str, skip_invalid: bool = False) -> str:
                             skip_invalid=skip_invalid).code
 
 
+@pytest.mark.slow
 def test_no_personal_data_anywhere_after_every_kind_of_input(settings: Settings, tmp_path: Path) -> None:
     settings.ensure_home()
     for text in all_kinds().values():

@@ -345,6 +345,7 @@ def _poll(base_url: str, db_path: str, receipts: list[str], start: Any, out: Any
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_two_processes_never_exceed_the_limit_at_the_server(
     start_emulator: StartEmulator, tmp_path: Path
 ) -> None:

@@ -195,6 +195,7 @@ def _run_grant_times(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_two_processes_together_keep_the_per_second_limit(tmp_path: Path) -> None:
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Barrier(2)

@@ -173,6 +173,7 @@ def test_remove(registry: Registry) -> None:
     assert registry.tracked() == []
 
 
+@pytest.mark.slow
 def test_track_commands_as_a_user_runs_them(tmp_path: Path) -> None:
     home = tmp_path / "home"
     refused = timelines("track", "add", "EAC9999103403", home=home)

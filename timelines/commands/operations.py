@@ -1,4 +1,4 @@
-"""Operating a deployment: `timelines backup`, `timelines restore` and `timelines serve`."""
+"""Operating a deployment: `timelines backup`, `restore`, `export-lake` and `serve`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,25 @@ def backup(
             "note: the pseudonym key comes from TIMELINES_PSEUDONYM_KEY and is NOT in this backup; "
             "keep it with the backup (a restore needs it)", err=True,
         )
+
+
+@app.command(name="export-lake")
+def export_lake(
+    target: Annotated[Path, typer.Argument(help="Folder for the partitioned Parquet files.")],
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Write the statistics' inputs as hive-partitioned Parquet (case-level: keep it private)."""
+    from pipeline.jobs.lake import export_lake_job
+
+    counts = export_lake_job(settings(), target)
+    if output == "json":
+        echo_json(counts)
+        return
+    typer.echo(
+        f"wrote {counts.get('cases', 0):,} cases, {counts.get('status_events', 0):,} events and "
+        f"{counts.get('case_observations', 0):,} observations to {target} "
+        "(case-level rows: an operator's store, not open data)"
+    )
 
 
 @app.command()
