@@ -188,7 +188,7 @@ def test_cli_every_kind_is_stored_counted_and_deleted_again(tmp_path: Path) -> N
     assert sum(r["n_cases"] or 0 for r in stats) == n_cases == 6
 
     status = timelines("submission-status", codes["myuscis"], home=home)
-    assert "stored: 1 case(s)" in status.stdout
+    assert "processed: 1 case(s) taken in" in status.stdout
     for code in codes.values():
         gone = timelines("delete", code, home=home)
         assert gone.returncode == 0 and "deleted" in gone.stdout, gone.stderr
