@@ -127,7 +127,8 @@ FROM bands
 HAND_STATS_SQL = """
 SELECT * EXCLUDE (grouping, computed_at) FROM read_parquet($path)
 WHERE grouping = 'office' AND office_basis = 'intake' AND form_type = $form
-ORDER BY office
+  AND processing IN ('regular', 'premium')
+ORDER BY office, processing
 """
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import BenchRow, markdown_table, mb, python_child
 
-SIZES = (100_000, 400_000)
+SIZES = (100_000, 300_000)
 QUICK_SIZES = (5_000, 20_000)
 OFFICES = ("Nebraska Service Center", "Dallas", "TSC", "lin", "Texas", "NSC")
 CATEGORIES = ("EB2", "EB-2", "E21", "NIW", "EB-1A", "E13", "EB3", ".")

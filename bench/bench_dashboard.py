@@ -36,6 +36,8 @@ import logging  # noqa: E402
 
 from dashboards import data, queries  # noqa: E402
 from pipeline.analytics import case_explainer, figures  # noqa: E402
+from pipeline.analytics.answer_card import answer_card  # noqa: E402
+from pipeline.analytics.comparisons import cohort_changes, office_medians  # noqa: E402
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 
@@ -203,6 +205,15 @@ def main() -> None:
             form, "NBC", AS_OF - timedelta(days=200), {"biometrics": AS_OF - timedelta(days=150)})
         rows.append(("my case: cases-like-mine estimate", timed(
             lambda: case_explainer.estimate_wait(table, facts, AS_OF, K), repeat), duck_form, ""))
+        rows.append(("my case: whole answer card", timed(lambda: answer_card(
+            table, form_type=form, office="NBC", received=AS_OF - timedelta(days=200),
+            stage="biometrics", today=AS_OF, k=K), repeat), duck_form, ""))
+        i765 = figures.select_cases(table, figures.Selection("I-765"))
+        rows.append(("trends: is it getting worse, I-765, every office", timed(
+            lambda: cohort_changes(i765, AS_OF, K), repeat), duck_form, ""))
+        rows.append((f"processing times: do offices differ, {form}", timed(
+            lambda: office_medians(figures.select_cases(table, figures.Selection(form)), K),
+            repeat), duck_form, ""))
         hit = queries.cached_processing_view
         hit(str(folder), form, None, None, "intake", K)
         rows.append((f"processing times: {form} (cache hit)", timed(

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 
+import altair  # noqa: F401  (heavy modules first: never imported lazily by two script threads)
+import pandas  # noqa: F401
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
 from dashboards import data, notices
 from dashboards.navigation import navigation_pages
+from dashboards.tables import RESPONSIVE_CSS
 
 _RETRIED = "_snapshot_retried"
 LOG = logging.getLogger("dashboards")
@@ -56,6 +59,7 @@ def main() -> None:
         snapshot = data.open_snapshot(settings)
     except data.SnapshotGoneError:
         snapshot = None
+    st.html(RESPONSIVE_CSS)
     if snapshot is not None and snapshot.notice:
         st.sidebar.warning(snapshot.notice)
     page = st.navigation(navigation_pages())

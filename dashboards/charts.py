@@ -8,10 +8,19 @@ follow the container, so they read on a phone as well as on a laptop.
 from __future__ import annotations
 
 import altair as alt
+import pandas  # noqa: F401  (Altair and Streamlit import it lazily; at module top, not racing)
 import polars as pl
 
 HEIGHT = 320
-_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=4, labelLimit=220)
+# Legends below the plot in a few columns, short enough to fit a 390 px phone.
+_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=3, labelLimit=110)
+# a line's legend: solid strokes (the band's pale fill would otherwise be merged into it)
+_LINE_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=3, labelLimit=110,
+                          symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1,
+                          symbolSize=300)
+_LONG_LEGEND = alt.Legend(orient="bottom", direction="horizontal", columns=1, labelLimit=300)
+# Time axes say the year: "Sep 2025", not "September".
+_MONTH_AXIS = alt.Axis(format="%b %Y", labelOverlap=True, labelAngle=0)
 # Distinct hues for groups (Streamlit's default palette pairs light and dark shades).
 _GROUP_SCALE = alt.Scale(scheme="tableau10")
 
@@ -20,11 +29,11 @@ def survival_chart(curves: pl.DataFrame, group_col: str, group_title: str) -> al
     """Share of cases still waiting after each day, one step line per group, with its band."""
     base = alt.Chart(curves).encode(
         x=alt.X("time:Q", title="days since receipt", scale=alt.Scale(domainMin=0, nice=False)),
-        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LEGEND, scale=_GROUP_SCALE),
+        color=alt.Color(f"{group_col}:N", title=group_title, legend=_LINE_LEGEND,
+                        scale=_GROUP_SCALE),
     )
     band = base.mark_area(opacity=0.15, interpolate="step-after").encode(
         y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q"),
-        color=alt.Color(f"{group_col}:N", legend=None, scale=_GROUP_SCALE),
     )
     line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
         y=alt.Y("survival:Q", title="share still waiting", axis=alt.Axis(format="%"),
@@ -62,7 +71,7 @@ def histogram_chart(bins: pl.DataFrame) -> alt.Chart:
                 "status:N", title="",
                 scale=alt.Scale(domain=["decided", "still waiting (so far)", "withdrawn or rejected"],
                                 range=["#1f77b4", "#ff7f0e", "#9e9e9e"]),
-                legend=_LEGEND,
+                legend=_LONG_LEGEND,
             ),
             tooltip=[
                 alt.Tooltip("bin_start:Q", title="from day", format=","),
@@ -100,7 +109,8 @@ def typical_waits_chart(table: pl.DataFrame) -> alt.LayerChart:
 def cohort_chart(trend: pl.DataFrame) -> alt.LayerChart:
     """Kaplan-Meier median days per filing month, with its 95% interval."""
     shown = trend.filter(~pl.col("suppressed"))
-    base = alt.Chart(shown).encode(x=alt.X("received_month:T", title="month filed"))
+    base = alt.Chart(shown).encode(x=alt.X("received_month:T", title="month filed",
+                                           axis=_MONTH_AXIS))
     band = base.mark_area(opacity=0.2).encode(
         y=alt.Y("median_ci_low:Q", title="median days to decision"), y2="median_ci_high:Q"
     )
@@ -124,7 +134,7 @@ def pending_share_chart(trend: pl.DataFrame) -> alt.Chart:
         alt.Chart(trend.filter(~pl.col("suppressed")))
         .mark_bar()
         .encode(
-            x=alt.X("received_month:T", title="month filed"),
+            x=alt.X("received_month:T", title="month filed", axis=_MONTH_AXIS),
             y=alt.Y("pending_share:Q", title="share still waiting", axis=alt.Axis(format="%")),
             tooltip=[
                 alt.Tooltip("received_month:T", title="filed", format="%b %Y"),
@@ -143,7 +153,7 @@ def decisions_chart(trend: pl.DataFrame) -> alt.Chart:
         alt.Chart(trend.filter(~pl.col("suppressed")))
         .mark_bar()
         .encode(
-            x=alt.X("decision_month:T", title="month decided"),
+            x=alt.X("decision_month:T", title="month decided", axis=_MONTH_AXIS),
             y=alt.Y("n_decisions:Q", title="decisions"),
             color=alt.Color("median_days:Q", title="median days", legend=_LEGEND,
                             scale=alt.Scale(scheme="blues")),
@@ -168,7 +178,7 @@ def comparison_chart(table: pl.DataFrame, group_title: str = "office") -> alt.Ch
             y=alt.Y("group:N", title=group_title),
             yOffset="source:N",
             x=alt.X("days:Q", title="80% of cases decided within (days)"),
-            color=alt.Color("source:N", title="", legend=_LEGEND),
+            color=alt.Color("source:N", title="", legend=_LONG_LEGEND),
             tooltip=[alt.Tooltip("group:N", title=group_title), "source:N",
                      alt.Tooltip("days:Q", format=",.0f")],
         )
@@ -199,7 +209,7 @@ def poll_outcomes_chart(outcomes: pl.DataFrame) -> alt.Chart:
         alt.Chart(outcomes)
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title="day"),
+            x=alt.X("day:T", title="day", axis=alt.Axis(format="%b %d, %Y", labelOverlap=True)),
             y=alt.Y("sum(n_polls):Q", title="polls"),
             color=alt.Color(
                 "outcome:N", title="",
@@ -217,14 +227,17 @@ def poll_outcomes_chart(outcomes: pl.DataFrame) -> alt.Chart:
 
 def backlog_chart(trends: pl.DataFrame) -> alt.LayerChart:
     """Cases known to be pending at each month's end (line) and that month's decisions (bars)."""
-    base = alt.Chart(trends).encode(x=alt.X("decision_month:T", title="month"))
+    waiting, decided = "still waiting at month end", "decided that month"
+    colour = alt.Color("series:N", title="", legend=_LONG_LEGEND,
+                       scale=alt.Scale(domain=[waiting, decided], range=["#ff7f0e", "#1f77b4"]))
+    base = alt.Chart(trends).encode(x=alt.X("decision_month:T", title="month", axis=_MONTH_AXIS))
     tooltip = [alt.Tooltip("decision_month:T", title="month", format="%b %Y"),
-               alt.Tooltip("n_pending_end:Q", title="still waiting at month end", format=","),
-               alt.Tooltip("n_decided:Q", title="decided that month", format=",")]
-    bars = base.mark_bar(opacity=0.35, color="#1f77b4").encode(
-        y=alt.Y("n_decided:Q", title="cases"), tooltip=tooltip)
-    line = base.mark_line(point=True, color="#ff7f0e").encode(
-        y="n_pending_end:Q", tooltip=tooltip)
+               alt.Tooltip("n_pending_end:Q", title=waiting, format=","),
+               alt.Tooltip("n_decided:Q", title=decided, format=",")]
+    bars = base.transform_calculate(series=f"'{decided}'").mark_bar(opacity=0.35).encode(
+        y=alt.Y("n_decided:Q", title="cases"), color=colour, tooltip=tooltip)
+    line = base.transform_calculate(series=f"'{waiting}'").mark_line(point=True).encode(
+        y="n_pending_end:Q", color=colour, tooltip=tooltip)
     return alt.layer(bars, line).properties(height=260)
 
 
@@ -234,7 +247,8 @@ def silent_updates_chart(updates: pl.DataFrame) -> alt.Chart:
         alt.Chart(updates)
         .mark_bar()
         .encode(
-            x=alt.X("week:T", title="week"),
+            x=alt.X("week:T", title="week",
+                    axis=alt.Axis(format="%b %d, %Y", labelOverlap=True)),
             y=alt.Y("sum(n_silent_updates):Q", title="updates without a new status"),
             color=alt.Color("office:N", title="office", legend=_LEGEND, scale=_GROUP_SCALE),
             tooltip=[alt.Tooltip("week:T", format="%b %d, %Y"), "office:N",
@@ -244,3 +258,19 @@ def silent_updates_chart(updates: pl.DataFrame) -> alt.Chart:
         )
         .properties(height=220)
     )
+
+
+def office_medians_chart(medians: pl.DataFrame) -> alt.LayerChart:
+    """Median wait per office (dot) with its 95% interval (bar); an open end reaches the edge."""
+    base = alt.Chart(medians).encode(
+        y=alt.Y("office:N", title=None, sort=alt.SortField("order")),
+        tooltip=[alt.Tooltip("office:N"), alt.Tooltip("median_days:Q", title="median days",
+                                                       format=",.0f"),
+                 alt.Tooltip("ci_low:Q", title="95% CI from", format=",.0f"),
+                 alt.Tooltip("ci_high:Q", title="95% CI to", format=",.0f"),
+                 alt.Tooltip("n_cases:Q", title="cases", format=",")],
+    )
+    span = base.mark_rule(strokeWidth=4, opacity=0.45).encode(
+        x=alt.X("ci_low:Q", title="median days to a decision (95% interval)"), x2="ci_end:Q")
+    dot = base.mark_circle(size=110, opacity=1).encode(x="median_days:Q")
+    return alt.layer(span, dot).properties(height=max(120, 30 * medians.height))

@@ -43,6 +43,12 @@ def url_choice(
     options = list(options)
     wanted = st.query_params.get(param)
     index = options.index(wanted) if wanted in options else 0
+    if wanted is not None and wanted not in options:
+        shown = ", ".join(format_func(o) for o in options[:12])
+        more = f" and {len(options) - 12} more" if len(options) > 12 else ""
+        st.warning(f"The link asks for {param}={wanted!r}, which this data does not have; "
+                   f"showing {format_func(options[0])} instead. Choices: {shown}{more}.",
+                   icon=":material/link_off:")
     widget = container.radio if radio else container.selectbox
     extra = {"horizontal": True} if radio else {}
     value = str(widget(label, options, index=index, key=f"filter_{param}",

@@ -120,6 +120,39 @@ def stage_cells(stages: pl.DataFrame, k: int) -> pl.DataFrame:
         ["step", "cases", "still waiting", "median days (95% CI)", "80% within (days)"], pl.String))
 
 
+# What the submit page's preview columns mean, in words (the stored names stay in the CLI/JSON)
+PREVIEW_LABELS = {
+    "case": "case", "pseudonym": "stored as (keyed pseudonym)", "form_type": "form",
+    "intake_office": "office that received it", "current_office": "office that has it now",
+    "fiscal_year": "fiscal year", "received_date": "received", "premium": "premium processing",
+    "latest_stage": "latest status", "n_events": "dated steps", "date": "date", "stage": "step",
+    "title": "status as USCIS words it",
+}
+
+
+def plain_cell(value: object) -> str:
+    """A preview cell in words: '–' for nothing, yes/no, dates as 'Sep 15, 2025'."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, date):
+        return when(value)
+    return str(value).replace("_", " ") if isinstance(value, str) and value.islower() else str(value)
+
+
+def plain_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """Preview rows with plain column names and cells (no raw field names, no 'None')."""
+    if not rows:
+        return pl.DataFrame()
+    columns = list(rows[0])
+    return pl.DataFrame(
+        {PREVIEW_LABELS.get(c, c.replace("_", " ")): [plain_cell(r.get(c)) for r in rows]
+         for c in columns},
+        schema={PREVIEW_LABELS.get(c, c.replace("_", " ")): pl.String for c in columns},
+    )
+
+
 _MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$:&=\"'")
 
 

@@ -41,7 +41,11 @@ def page_exists(module: str, views_dir: Path = VIEWS_DIR) -> bool:
 
 
 def navigation_pages(views_dir: Path = VIEWS_DIR) -> dict[str, list[st.Page]]:
-    """The pages that exist, by section; the first one is the default page."""
+    """The pages that exist, by section; the first one is the default page.
+
+    The default page is served at `/` (Streamlit ignores its url_path), so it gets a hidden
+    twin at its documented address too (`/overview`), which is not listed in the menu.
+    """
     sections: dict[str, list[st.Page]] = {}
     first = True
     for section, entries in SECTIONS.items():
@@ -49,9 +53,14 @@ def navigation_pages(views_dir: Path = VIEWS_DIR) -> dict[str, list[st.Page]]:
         for module, title, icon, url_path in entries:
             if not page_exists(module, views_dir):
                 continue
-            pages.append(st.Page(f"views/{module}", title=title, icon=icon, url_path=url_path,
-                                 default=first))
+            # the default page's own url_path only names it inside Streamlit (served at /)
+            pages.append(st.Page(f"views/{module}", title=title, icon=icon,
+                                 url_path="home" if first else url_path, default=first))
+            if first:
+                pages.append(st.Page(f"views/{module}", title=title, icon=icon,
+                                     url_path=url_path, visibility="hidden"))
             first = False
         if pages:
             sections[section] = pages
     return sections
+

@@ -7,6 +7,7 @@ and never mixes with figures of the previous one. Only small aggregated results 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +15,12 @@ import streamlit as st
 
 from dashboards import data
 from pipeline.analytics import figures
+from pipeline.analytics.comparisons import (
+    CohortChange,
+    OfficeMedian,
+    cohort_changes,
+    office_medians,
+)
 
 CACHE = {"ttl": 3600, "max_entries": 256, "show_spinner": False}
 
@@ -101,3 +108,19 @@ def overview_view(durations: pl.DataFrame, k: int) -> OverviewView:
 def cached_overview_view(folder: str, k: int) -> OverviewView:
     """overview_view, cached per snapshot."""
     return overview_view(durations_of(folder), k)
+
+
+@st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
+def cached_cohort_changes(folder: str, form: str, as_of: date, k: int) -> list[CohortChange]:
+    """Recent filing months against a year earlier, all offices then each, cached."""
+    cases = figures.select_cases(durations_of(folder), figures.Selection(form=form))
+    return cohort_changes(cases, as_of, k)
+
+
+@st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
+def cached_office_medians(folder: str, form: str, cohort: str | None, kind: str,
+                          k: int) -> list[OfficeMedian]:
+    """Median wait per office with its interval, for one form (and filing cohort), cached."""
+    selection = figures.Selection(form=form, cohort=cohort, office_kind=kind)
+    return office_medians(figures.select_cases(durations_of(folder), selection), k,
+                          selection.office_column)

@@ -18,7 +18,7 @@ from pipeline.jobs import poll as polling
 from pipeline.jobs.poll_shards import count_due, shard_sizes
 from pipeline.settings import load_settings
 
-POLL_DEPLOYMENT = "poll/scheduled"
+POLL_DEPLOYMENT = "poll/tracked-receipts"  # flows.schedules.DEPLOYMENT_NAMES
 WAIT_POLL_SECONDS = 2.0
 
 

@@ -7,7 +7,7 @@
 Times are in TIMELINES_SCHEDULE_TIMEZONE (an IANA name, default UTC); "off" turns a schedule
 off (the deployment stays, to be run by hand). Each deployment runs one flow run at a time.
 With TIMELINES_POLL_SHARDS=N (N > 1) the poll's schedule starts `poll-sharded` instead, which
-splits the due receipts between N runs of `poll/scheduled` that run at once, in separate
+splits the due receipts between N runs of `poll/tracked-receipts` that run at once, in separate
 processes, under the rate limit and quota they share through the SQLite limiter.
 A scheduled run that fails (after its retries) is recorded in the database's `ingest_runs`
 by a hook, and a snapshot is published, so the dashboard's health page shows it.
@@ -32,11 +32,16 @@ from flows.poll import poll_flow
 from flows.poll_shards import sharded_poll_flow
 from flows.refresh import refresh_flow
 from pipeline.jobs import refresh as refresh_job
+from pipeline.publish.heartbeat import Deployment, record_scheduled_run
 from pipeline.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-DEPLOYMENT_NAME = "scheduled"
+# deployment names say what each runs: `poll/tracked-receipts`, `ingest-inbox/submissions`
+DEPLOYMENT_NAMES = {
+    "scheduled_poll": "tracked-receipts", "scheduled_inbox": "submissions",
+    "scheduled_refresh": "statistics", "scheduled_sharded_poll": "split-between-shards",
+}
 ENV_TIMEZONE = "TIMELINES_SCHEDULE_TIMEZONE"
 ENV_POLL_SHARDS = "TIMELINES_POLL_SHARDS"
 OFF = "off"
@@ -127,20 +132,53 @@ def record_failed_flow_run(flow: Flow[Any, Any], flow_run: Any, state: Any) -> N
         log.exception("could not record the failed %s run in the database", job)
 
 
-# The flows the deployments run: the plain flows plus the failure hook (and, where a whole
-# run is safe to repeat, a retry of the run: the inbox and refresh are idempotent).
-scheduled_poll = poll_flow.with_options(on_failure=[record_failed_flow_run])
+def record_ended_flow_run(flow: Flow[Any, Any], flow_run: Any, state: Any) -> None:
+    """Prefect hook: note that a scheduled run ended (even with nothing to do), for health."""
+    job = _JOB_OF_FLOW.get(flow.name, flow.name)
+    started = flow_run.start_time
+    try:
+        record_scheduled_run(
+            load_settings().home, job, str(state.name).lower(),
+            started.astimezone().replace(tzinfo=None) if started else None, datetime.now(),
+            str(state.message or ""))
+    except Exception:  # the run itself is done; say why it could not be noted
+        log.exception("could not record the end of the %s run", job)
+
+
+# The flows the deployments run: the plain flows plus the hooks (and, where a whole run is
+# safe to repeat, a retry of the run: the inbox and refresh are idempotent).
+_ENDED = [record_ended_flow_run]
+_FAILED = [record_failed_flow_run, record_ended_flow_run]
+scheduled_poll = poll_flow.with_options(on_completion=_ENDED, on_failure=_FAILED)
 scheduled_inbox = inbox_flow.with_options(
-    on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
+    on_completion=_ENDED, on_failure=_FAILED, retries=2, retry_delay_seconds=60)
 scheduled_refresh = refresh_flow.with_options(
-    on_failure=[record_failed_flow_run], retries=2, retry_delay_seconds=60)
-scheduled_sharded_poll = sharded_poll_flow.with_options(on_failure=[record_failed_flow_run])
+    on_completion=_ENDED, on_failure=_FAILED, retries=2, retry_delay_seconds=60)
+scheduled_sharded_poll = sharded_poll_flow.with_options(on_completion=_ENDED, on_failure=_FAILED)
+
+def served(deployments: list[RunnerDeployment], now: datetime | None = None) -> list[Deployment]:
+    """What the heartbeat says about each deployment: name, job, cron, seconds between runs."""
+    from cronsim import CronSim
+
+    out = []
+    for deployment in deployments:
+        crons = [str(s.schedule.cron) for s in deployment.schedules or []
+                 if getattr(s.schedule, "cron", None)]
+        every = None
+        if crons:
+            fire = CronSim(crons[0], now or datetime.now())
+            first = next(fire)
+            every = (next(fire) - first).total_seconds()
+        out.append(Deployment(f"{deployment.flow_name}/{deployment.name}",
+                              _JOB_OF_FLOW.get(str(deployment.flow_name), str(deployment.flow_name)),
+                              crons[0] if crons else None, every))
+    return out
 
 
 def build_deployments(
     schedules: list[Schedule] | None = None, poll_shards: int | None = None
 ) -> list[RunnerDeployment]:
-    """One deployment per job, named 'scheduled', on its cron (none when off).
+    """One deployment per job, named for what it runs, on its cron (none when off).
 
     With several poll shards the poll's cron moves to a `poll-sharded` deployment, and the
     poll deployment itself runs only when started by it, up to `poll_shards` runs at once.
@@ -173,7 +211,7 @@ def _deployment(
 ) -> RunnerDeployment:
     flow: Flow[Any, Any] = globals()[flow_attribute]
     deployment = flow.to_deployment(
-        name=DEPLOYMENT_NAME,
+        name=DEPLOYMENT_NAMES[flow_attribute],
         schedule=Cron(schedule.cron, timezone=schedule.timezone)
         if schedule is not None and schedule.cron else None,
         concurrency_limit=concurrency,

@@ -102,6 +102,8 @@ class Settings:
 
     home: Path
     min_group_size: int = 10
+    # A pending case not seen for this many days before the data ends is counted stale.
+    stale_after_days: int = 180  # TIMELINES_STALE_AFTER_DAYS
     pseudonym_key: Secret | None = field(default=None, repr=False)  # TIMELINES_PSEUDONYM_KEY
     prefect_api_url: str | None = None  # PREFECT_API_URL: run one-off commands as flows
     limits: SubmissionLimits = field(default_factory=SubmissionLimits)  # TIMELINES_SUBMIT_*
@@ -186,10 +188,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ) from exc
     if k < 1:
         raise ValueError(f"TIMELINES_MIN_GROUP_SIZE must be at least 1, got {k}")
+    raw_stale = values.get("TIMELINES_STALE_AFTER_DAYS", "180")
+    try:
+        stale = int(raw_stale)
+    except ValueError as exc:
+        raise ValueError(
+            f"TIMELINES_STALE_AFTER_DAYS must be a whole number of days, got {raw_stale!r}"
+        ) from exc
+    if stale < 1:
+        raise ValueError(f"TIMELINES_STALE_AFTER_DAYS must be at least 1, got {stale}")
     key = values.get("TIMELINES_PSEUDONYM_KEY")
     return Settings(
         home=home,
         min_group_size=k,
+        stale_after_days=stale,
         pseudonym_key=Secret(key) if key is not None else None,
         prefect_api_url=values.get("PREFECT_API_URL", "").strip() or None,
         limits=submission_limits_from(values),

@@ -1,7 +1,7 @@
 """Take the README's dashboard screenshots in headless Chromium: `make screenshots`.
 
 Builds a synthetic demo in a temporary TIMELINES_HOME (sample, ingest, USCIS's official
-times from the reference payload, a poll of the local sandbox emulator, refresh, publish;
+times from the labelled EXAMPLE file, a poll of the local sandbox emulator, refresh, publish;
 no Prefect needed), serves the dashboard on a free port and saves docs/img/dashboard-*.png.
 Uses Debian's /usr/bin/chromium through Playwright, never a downloaded browser.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,17 +33,18 @@ from tests.support.browser import (  # noqa: E402
     full_page_screenshot,
     open_view,
     serve_dashboard,
-    wait_until_idle,
 )
 from tests.support.dashboard import publish_sample  # noqa: E402
 
-PAYLOADS = REPO / "tests" / "fixtures" / "payloads"
+EXAMPLE_OFFICIAL = REPO / "docs" / "examples" / "official-processing-times-example.json"
+# the issue's person: an I-485 at NBC filed 2025-09-15, biometrics done
+ANSWER = "/my-case?form=I-485&office=NBC&received=2025-09-15&stage=biometrics"
 OUT = REPO / "docs" / "img"
 # file name -> (path, page title)
 VIEWS = {
     "dashboard-overview.png": ("/", "How long do USCIS cases take?"),
     "dashboard-processing-times.png": ("/processing-times?form=I-485", "Processing times"),
-    "dashboard-trends.png": ("/trends?form=I-765", "Trends"),
+    "dashboard-trends.png": ("/trends?form=I-130", "Trends"),
     "dashboard-official.png": ("/official?form=I-485", "Official vs community"),
     "dashboard-health.png": ("/health", "Pipeline health"),
     "dashboard-methodology.png": ("/methodology", "Methodology and privacy"),
@@ -56,7 +56,7 @@ def build_demo(home: Path, cases: int) -> Settings:
     """A published synthetic demo with official times and a poll of the emulator."""
     settings = publish_sample(home, n_cases=cases, seed=1)
     with open_store(settings.database_path) as con:
-        import_official(con, read_official(PAYLOADS / "processing_times_api_legacy.json"))
+        import_official(con, read_official(EXAMPLE_OFFICIAL))  # labelled EXAMPLE, as in the demo
     with Registry(registry_path(home)) as registry:
         registry.add(sorted(load_sandbox_receipts()), now=datetime.now())
     with EmulatorServer(EmulatorConfig(requests_per_second=50)) as server:
@@ -77,31 +77,15 @@ def take(base: str, out: Path) -> list[Path]:
             open_view(page, base + path, title)
             full_page_screenshot(page, out / name)
             written.append(out / name)
-        open_view(page, base + "/my-case", "My case")
-        explain_typed_case(page)
+        open_view(page, base + ANSWER, "My case")
         full_page_screenshot(page, out / "dashboard-my-case.png")
         written.append(out / "dashboard-my-case.png")
         phone = browser.new_context(viewport=PHONE, is_mobile=True, device_scale_factor=2)
         tab = phone.new_page()
-        open_view(tab, base + "/", "How long do USCIS cases take?")
+        open_view(tab, base + ANSWER, "My case")
         full_page_screenshot(tab, out / "dashboard-phone.png", max_height=1700)
         written.append(out / "dashboard-phone.png")
     return written
-
-
-def explain_typed_case(page: Any) -> None:
-    """Fill in 'Type your dates' for a pending I-485 received 150 days ago and explain it."""
-    page.get_by_role("tab", name="Type your dates").click()
-    received = date.today() - timedelta(days=150)
-    page.get_by_label("Receipt number (optional)", exact=True).fill("MSC2590123456")
-    # a segmented date field: click its first segment and type the digits
-    page.get_by_label("Receipt date", exact=True).locator('[role="spinbutton"]').first.click()
-    page.keyboard.type(received.strftime("%Y%m%d"))
-    page.get_by_role("combobox", name="Latest status").click()
-    page.get_by_role("option", name="biometrics", exact=True).click()
-    page.get_by_role("button", name="Explain my case").last.click()
-    page.get_by_text("Your case, explained").wait_for()
-    wait_until_idle(page)
 
 
 def main() -> None:

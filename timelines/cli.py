@@ -8,163 +8,45 @@ server, Prefect starts a temporary one (about 20 s).
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from pipeline.settings import Settings, child_environment, default_variable
-from timelines.app import CliError, PrefectOption, app, echo_json, settings, use_prefect
-
-
-@app.command()
-def sample(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write the synthetic files into.")],
-    cases: Annotated[int, typer.Option("--cases", "-n", min=1, help="How many cases.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files.")] = 1,
-) -> None:
-    """Write SYNTHETIC case histories in the real input formats (labelled synthetic)."""
-    from pipeline.sources.sample import write_sample
-
-    counts = write_sample(out_dir, cases, seed)
-    typer.echo(
-        f"wrote {sum(counts.values())} synthetic cases to {out_dir} "
-        f"({counts['case_status_api']} as Case Status API answers, "
-        f"{counts['myuscis']} as myUSCIS case_status answers)"
-    )
-
-
-@app.command()
-def ingest(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders (.json, .jsonl, .csv, .tsv).")
-    ] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-    as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="The day a historical file was last brought up to date (YYYY-MM-DD): "
-                        "pending cases without a last_checked of their own are censored there.")] = None,
-    columns: Annotated[str | None, typer.Option(
-        "--columns", help="Map a table's headers to ours: 'Filed=received_date,PD=ignore'.")] = None,
-    prefect: PrefectOption = None,  # type: ignore[assignment]
-    inbox: Annotated[bool, typer.Option(
-        "--inbox", help="Store the submissions waiting in the inbox and carry out deletion "
-                        "requests (what the scheduled inbox flow does).")] = False,
-) -> None:
-    """Parse, anonymize, validate and store case histories; print what was kept and rejected."""
-    from pipeline.jobs import ingest as ingest_job
-    from pipeline.sources.files import InputError
-
-    if inbox:
-        from timelines.commands.submissions import ingest_inbox
-
-        ingest_inbox(output, use_prefect(prefect))
-        if not paths:
-            return
-    if not paths:
-        raise CliError("give files or folders to ingest, or --inbox for the submissions inbox")
-    from pipeline.parse.columns import parse_column_map
-
-    cfg = settings()
-    try:
-        day = _as_of_date(as_of)
-        column_map = parse_column_map(columns)
-        if use_prefect(prefect):
-            from flows.ingest import ingest_flow
-
-            result = ingest_flow([str(p) for p in paths], as_of=day.isoformat() if day else None,
-                                 columns=columns)
-        else:
-            result = ingest_job.ingest(cfg, paths, as_of=day, columns=column_map)
-    except (InputError, ValueError) as error:
-        raise CliError(f"cannot ingest: {error}") from error
-    summary = {
-        "run_id": result.run_id,
-        "read": result.n_read,
-        "stored": result.n_stored,
-        "new_cases": result.n_new_cases,
-        "new_events": result.n_new_events,
-        "rejected": result.n_rejected,
-        "rejections": [{"origin": r.origin, "reasons": list(r.reasons)} for r in result.rejections],
-        "table_rows": {
-            "read": result.rows_read, "stored": result.rows_stored,
-            "quarantined": result.rows_quarantined, "refused": result.rows_refused,
-            "blank": result.rows_blank,
-        },
-    }
-    if output == "json":
-        echo_json(summary)
-        return
-    typer.echo(
-        f"read {result.n_read} documents and table rows: stored {result.n_stored} cases "
-        f"({result.n_new_cases} new cases, {result.n_new_events} new events), "
-        f"rejected {result.n_rejected}"
-    )
-    if result.rows_read or result.rows_blank:
-        typer.echo(
-            f"table rows: {result.rows_read} read = {result.rows_stored} stored + "
-            f"{result.rows_quarantined} quarantined + {result.rows_refused} refused"
-            + (f" ({result.rows_blank} blank rows skipped)" if result.rows_blank else "")
-        )
-    for rejection in result.rejections[:25]:
-        typer.echo(f"  rejected {rejection.origin}: {'; '.join(rejection.reasons)}")
-    if result.n_rejected > 25:
-        typer.echo(f"  ... and {result.n_rejected - 25} more (all are kept in the quarantine table)")
-
-
-def _as_of_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    from pipeline.parse.cells import parse_sheet_date
-    from pipeline.parse.errors import ParseError
-
-    try:
-        return parse_sheet_date(text, "--as-of")
-    except ParseError as error:
-        raise ValueError(str(error)) from error
-
-
-@app.command()
-def refresh(prefect: PrefectOption = None) -> None:  # type: ignore[assignment]
-    """Recompute the statistics tables and publish them."""
-    from pipeline.jobs import refresh as refresh_job
-
-    cfg = settings()
-    if use_prefect(prefect):
-        from flows.refresh import refresh_flow
-
-        result = refresh_flow()
-    else:
-        result = refresh_job.refresh_and_publish(cfg)
-    typer.echo(
-        f"statistics recomputed from {result.n_cases} cases: {result.n_groups} form x office groups, "
-        f"{result.n_suppressed} suppressed (fewer than {cfg.min_group_size} cases)"
-    )
+from timelines.app import CliError, app, echo_json, settings
 
 
 @app.command()
 def stats(
     form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
-    office: Annotated[str | None, typer.Option("--office", help="Office code, e.g. NSC.")] = None,
+    office: Annotated[str | None, typer.Option(
+        "--office", help="Office code or name, e.g. NSC, SSC, Dallas.")] = None,
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     by: Annotated[str, typer.Option(
         "--by", help="office (form x office), cohort (form x office x filing month), "
-                     "form (all offices) or form-cohort (form x filing month).")] = "office",
+                     "form (all offices), form-cohort (form x filing month), category "
+                     "(form x office x category) or form-category.")] = "office",
     office_basis: Annotated[str, typer.Option(
         "--office-basis", help="intake (office of the receipt) or current (office holding "
                                "the case now, where known).")] = "intake",
+    processing: Annotated[str | None, typer.Option(
+        "--processing", help="regular, premium, or any (both pooled). Default: a regular "
+                             "and a premium row per group, never pooled.")] = None,
+    category: Annotated[str | None, typer.Option(
+        "--category", help="One category, e.g. EB-2, E21, NIW, (c)(9); 'unknown' for cases "
+                           "that give none. Default: categories pooled.")] = None,
     verified_only: Annotated[bool, typer.Option(
         "--verified-only", help="Only cases whose history comes from the official Case Status "
                                 "API (polled), not self-reported or imported ones.")] = False,
 ) -> None:
-    """Show processing-time statistics per form type and office (or filing month)."""
+    """Show processing-time statistics per form type, office and processing type."""
     from pipeline.parse.fields import normalize_form_type
+    from pipeline.parse.offices import office_code
     from pipeline.publish.reader import NoSnapshotError, current_snapshot
-    from pipeline.publish.stats_view import StaleSnapshotError, stats_rows
-    from pipeline.receipts import office_of
+    from pipeline.publish.stats_view import StaleSnapshotError, stale_notice, stats_rows
 
     if output not in {"table", "json"}:
         raise CliError(f"--format must be table or json, not {output!r}")
@@ -173,13 +55,17 @@ def stats(
         wanted = normalize_form_type(form) if form else None
     except ValueError as error:
         raise CliError(str(error)) from error
-    code = office_of(office) if office else None
+    code = office_code(office) if office else None
     if office and code is None:
-        raise CliError(f"unknown office {office!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS")
+        raise CliError(f"unknown office {office!r}: use a service center (NSC, TSC, VSC, CSC, "
+                       "NBC, PSC, ELIS, or the old SSC, ESC, WSC, MSC, YSC), a receipt prefix "
+                       "or a field office code or city (DAL, Dallas)")
+    wanted_category = _category_option(wanted, category)
     try:
         snapshot = current_snapshot(cfg.published_dir)
         rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis,
-                          min_group_size=cfg.min_group_size, verified_only=verified_only)
+                          min_group_size=cfg.min_group_size, processing=processing,
+                          category=wanted_category, verified_only=verified_only)
     except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
         raise CliError(str(error)) from error
     if snapshot.notice:
@@ -190,6 +76,31 @@ def stats(
     if verified_only:
         typer.echo("verified cases only (histories polled from the official Case Status API)")
     _print_stats_table(rows, snapshot.is_synthetic, cfg.min_group_size)
+    notice = stale_notice(rows, cfg.stale_after_days)
+    if notice:
+        typer.echo(f"note: {notice}")
+
+
+def _category_option(form: str | None, raw: str | None) -> str | None:
+    """Read --category as people write it (EB2, E21, c8), for the form when one is given."""
+    if raw is None:
+        return None
+    from pipeline.parse.categories import VOCABULARY, category_in, read_category
+
+    if raw.strip().lower() == "unknown":
+        return "unknown"
+    if form is None:  # the one code the forms' vocabularies agree on, else ask for --form
+        readings = {f: category_in(f, raw) for f in (*VOCABULARY, "I-765")}
+        found = {code for code in readings.values() if code is not None}
+        if len(found) > 1:
+            means = ", ".join(f"{code} for {f}" for f, code in readings.items() if code)
+            raise CliError(f"--category {raw!r} means different categories for different "
+                           f"forms ({means}): add --form")
+        return found.pop() if found else raw.strip()
+    try:
+        return read_category(form, raw) or raw.strip()
+    except ValueError as error:
+        raise CliError(str(error)) from error
 
 
 def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> None:
@@ -203,11 +114,15 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
     if synthetic:
         title += "\nSYNTHETIC SAMPLE DATA - not real USCIS cases"
     with_cohort = "cohort" in rows[0]
-    columns = ["form", "office", *(["filed"] if with_cohort else []), "cases", "decided",
+    with_category = any(row["category"] != "all categories" for row in rows)
+    columns = ["form", "office", *(["filed"] if with_cohort else []),
+               *(["category"] if with_category else []), "processing", "cases", "decided",
                "pending", "median (95% CI)", "80th pct (95% CI)", "90th pct", "approved"]
-    table = Table(title=title, caption="'not yet' = too few cases decided so far to reach it")
+    table = Table(title=title, caption="'not yet' = too few cases decided so far to reach it; "
+                                        "regular and premium processing are separate rows")
     for column in columns:
-        table.add_column(column, justify="left" if column in {"form", "office", "filed"} else "right")
+        table.add_column(column, justify="left" if column in {
+            "form", "office", "filed", "category", "processing"} else "right")
 
     def days(value: object) -> str:
         return "not yet" if value is None else f"{float(str(value)):.0f}"
@@ -219,7 +134,9 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
         return text
 
     for row in rows:
-        keys = [row["form_type"], row["office"] or "all", *([row["cohort"]] if with_cohort else [])]
+        keys = [row["form_type"], row["office"] or "all",
+                *([row["cohort"]] if with_cohort else []),
+                *([row["category"]] if with_category else []), row["processing"]]
         if row["suppressed"]:
             table.add_row(*keys, f"< {k}", "", "", "too few cases to publish", "", "", "")
             continue
@@ -233,7 +150,7 @@ def dashboard_command(cfg: Settings, port: int, host: str = "127.0.0.1") -> list
     """The command line that serves the Streamlit dashboard (loopback unless `host` says so)."""
     app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
     return [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
+        sys.executable, "-m", "dashboards.serve", "run", str(app_path),
         "--server.port", str(port), "--server.address", host, "--server.headless", "true",
         "--client.showErrorDetails", "none", "--server.maxUploadSize", "12",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
@@ -244,19 +161,77 @@ def dashboard_command(cfg: Settings, port: int, host: str = "127.0.0.1") -> list
 def dashboard(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     host: Annotated[str, typer.Option(
-        help="Address to listen on: 127.0.0.1 (this machine only, the default); 0.0.0.0 or a "
-             "public address only behind a reverse proxy with TLS (docs/operations.md).")] = "127.0.0.1",
+        help="Address to listen on: 127.0.0.1 (this machine only, the default); another only "
+             "behind a reverse proxy with TLS (docs/operations.md).")] = "127.0.0.1",
 ) -> None:
     """Serve the dashboard on http://127.0.0.1:PORT (reads published snapshots only)."""
-    cfg = settings()
+    serve_dashboard(settings(), port, inbox_every=None, host=host)
+
+
+def serve_dashboard(
+    cfg: Settings, port: int, inbox_every: float | None, host: str = "127.0.0.1"
+) -> None:
+    """Run the dashboard server until it exits or this process gets SIGTERM or SIGINT.
+
+    With inbox_every, store waiting submissions every that many seconds meanwhile (the
+    demo's stand-in for the scheduled inbox flow). On a signal the server is stopped and
+    waited for, so no Streamlit process is left behind.
+    """
+    import signal
+    import threading
+    import time
+
     env = child_environment(cfg)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    process = subprocess.Popen(dashboard_command(cfg, port, host), env=env)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"dashboard listening on http://{shown}:{port}  (Ctrl+C to stop)")
     if host not in {"127.0.0.1", "localhost", "::1"}:
         typer.echo(f"warning: {host} is reachable from other machines; the Submit page has no "
                    "login: serve it behind a reverse proxy with TLS (docs/operations.md)", err=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(dashboard_command(cfg, port, host), env=env, check=False)
+    if inbox_every:
+        typer.echo(f"submissions made on the dashboard are counted within {inbox_every:.0f} s "
+                   "(the inbox runs here while the demo serves)")
+    next_inbox = time.monotonic() + (inbox_every or 0)
+    try:
+        while process.poll() is None and not stop.wait(1.0):
+            if inbox_every and time.monotonic() >= next_inbox:
+                _run_inbox_once(cfg)
+                next_inbox = time.monotonic() + inbox_every
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        typer.echo("dashboard stopped")
+
+
+def _run_inbox_once(cfg: Settings) -> None:
+    """Store waiting submissions and carry out deletions; say what changed, never crash."""
+    from pipeline.jobs.inbox import process_inbox
+    from pipeline.store.db import DatabaseBusyError
+
+    try:
+        result = process_inbox(cfg)
+    except DatabaseBusyError:
+        return  # another process holds the database: the next round tries again
+    except Exception as error:  # keep serving; say what went wrong
+        typer.echo(f"inbox run failed: {error}", err=True)
+        return
+    if result.changed:
+        typer.echo(f"inbox: {len(result.stored)} submission(s) stored, "
+                   f"{len(result.deletions)} deletion(s); figures re-published")
 
 
 @app.command()
@@ -265,6 +240,9 @@ def demo(
     seed: Annotated[int, typer.Option()] = 1,
     port: Annotated[int, typer.Option()] = 8501,
     serve: Annotated[bool, typer.Option("--dashboard/--no-dashboard")] = True,
+    inbox_every: Annotated[int, typer.Option(
+        "--inbox-every", min=5, help="Seconds between inbox runs while the dashboard serves "
+                                     "(submissions are counted after the next one).")] = 60,
 ) -> None:
     """Sample + ingest + refresh as Prefect flows, then serve the dashboard."""
     cfg = settings()
@@ -278,8 +256,10 @@ def demo(
         f"ingested {loaded.n_read} documents ({loaded.n_stored} stored, {loaded.n_rejected} rejected); "
         f"statistics for {refreshed.n_groups} groups"
     )
+    # the temporary Prefect server the flow started stops when this process exits, also on
+    # SIGTERM/SIGINT (serve_dashboard turns them into a normal return)
     if serve:
-        dashboard(port)
+        serve_dashboard(cfg, port, inbox_every=inbox_every)
 
 
 def _register_commands() -> None:
@@ -293,15 +273,20 @@ def _register_commands() -> None:
         importlib.import_module(f"timelines.commands.{module}")
 
 
+_register_commands()  # every command joins the app when this module is imported
+
+
 def main() -> None:
     """Entry point: run the app, turning known errors into one clear line and exit code 2."""
     from pipeline.store.db import DatabaseBusyError
 
     # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
     default_variable("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    _register_commands()
+    from timelines.choices import apply_choices
+
+    command = typer.main.get_command(app)
     try:
-        app(standalone_mode=True)
+        apply_choices(command)(standalone_mode=True)  # type: ignore[arg-type]
     except (CliError, DatabaseBusyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None

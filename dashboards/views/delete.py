@@ -9,6 +9,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from dashboards import data, notices
 from dashboards.formatting import plain
 from pipeline.inbox.codes import InvalidCodeError
 from pipeline.inbox.folder import (
@@ -23,6 +24,12 @@ from pipeline.settings import load_settings
 def render() -> None:
     """Draw the delete page."""
     st.title("Delete a submission")
+    try:
+        snapshot = data.open_snapshot(data.app_settings())
+    except (ValueError, data.SnapshotGoneError):
+        snapshot = None
+    if snapshot is not None:
+        notices.synthetic_banner(snapshot)
     st.markdown(
         "Enter the deletion code you were shown when you submitted. You can look up what "
         "happened to your submission, or delete it: it is then "
@@ -30,11 +37,11 @@ def render() -> None:
     )
     inbox_dir = load_settings().inbox_dir
     code = st.text_input("Deletion code", key="delete_code", placeholder="TL-XXXX-XXXX-XXXX-XXXX-XXXX")
-    cols = st.columns(2)
-    look = cols[0].button("Look it up", key="delete_lookup")
+    look = st.button("Look it up", key="delete_lookup")
+    # the confirmation comes first, then the button it unlocks
     confirm = st.checkbox("Yes, delete this submission and everything derived from it",
                           key="delete_confirm")
-    delete = cols[1].button("Delete", type="primary", key="delete_send", disabled=not confirm)
+    delete = st.button("Delete", type="primary", key="delete_send", disabled=not confirm)
     if not code.strip() or not (look or delete):
         return
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -10,6 +11,7 @@ import streamlit as st
 
 from dashboards import charts, data, notices
 from dashboards.formatting import age, percent, when
+from pipeline.publish.heartbeat import scheduler_health
 from pipeline.publish.reader import Snapshot
 from pipeline.sources.uscis.client import ENV_QUOTA, ENV_ZONE
 from pipeline.sources.uscis.traffic_report import production_readiness, traffic_table
@@ -24,6 +26,7 @@ def render() -> None:
     activity = data.writer_activity(settings)
     if activity.message:
         st.info(activity.message, icon=":material/sync:")
+    _scheduler(settings.home)
     snapshot = notices.require_snapshot(settings)
 
     st.subheader("Last run of each flow")
@@ -58,6 +61,29 @@ def render() -> None:
         f"{data.meta_int(snapshot, 'schema_version')}\n"
         f"- Tables: {', '.join(data.published_tables(snapshot))}"
     )
+
+
+def _scheduler(home: Path) -> None:
+    """Whether `timelines serve` is alive, and whether any of its deployments is overdue."""
+    st.subheader("Scheduler")
+    health = scheduler_health(home, datetime.now())
+    if health is None:
+        st.info("No scheduler has run here: nothing polls, stores submissions or refreshes on "
+                "its own. Start one with `timelines serve`.", icon=":material/schedule:")
+        return
+    if health.alive:
+        st.success(f"The scheduler is running: last heartbeat {age(health.beat_at)}.",
+                   icon=":material/monitor_heart:")
+    elif health.stopped_at is not None:
+        st.warning(f"The scheduler was stopped {age(health.stopped_at)} "
+                   f"({when(health.stopped_at)}): no scheduled run happens until "
+                   "`timelines serve` runs again.", icon=":material/pause_circle:")
+    else:
+        st.error(f"The scheduler is not answering: its last heartbeat was {age(health.beat_at)} "
+                 f"({when(health.beat_at)}). It may have crashed or its machine is down; "
+                 "restart `timelines serve`.", icon=":material/heart_broken:")
+    for deployment in health.deployments:
+        (st.error if deployment.overdue else st.caption)(deployment.sentence)
 
 
 def _last_runs(runs: pl.DataFrame) -> None:

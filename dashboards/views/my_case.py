@@ -8,11 +8,14 @@ import polars as pl
 import streamlit as st
 
 from dashboards import data, notices
-from dashboards.formatting import TOO_FEW, percent, when
+from dashboards.case_card import show_card
+from dashboards.formatting import percent, when
 from dashboards.navigation import page_exists
+from dashboards.tables import show_table
 from pipeline.analytics import case_explainer as ce
-from pipeline.analytics.estimate import CaseEstimate
+from pipeline.analytics.answer_card import answer_card
 from pipeline.parse.forms import COMMON_FORMS
+from pipeline.publish.reader import Snapshot
 from pipeline.receipts import OFFICE_NAMES, OFFICES, InvalidReceiptError, office_of
 from pipeline.stages import GENERIC_TITLES, STAGES
 
@@ -24,27 +27,67 @@ def render() -> None:
     """Draw the my-case page."""
     settings = data.app_settings()
     st.title("My case")
+    shown = st.session_state.get(_FACTS) is not None or "received" in st.query_params
     st.markdown(
-        "Paste what USCIS shows you, or type your dates, to get a plain-English explanation "
-        "and what similar cases suggest about your wait. **Nothing you enter here is stored.**"
+        "**Nothing you enter here is stored.**" if shown else
+        "Type your dates, or paste what USCIS shows you, to learn whether your wait is normal "
+        "and when you will likely hear. **Nothing you enter here is stored.**"
     )
-    _submit_link()
     snapshot = data.open_snapshot(settings)
     if snapshot:
         notices.synthetic_banner(snapshot)
     durations = data.read_table(snapshot, "durations") if snapshot else None
 
-    paste_tab, typed_tab = st.tabs(["Paste a history", "Type your dates"])
-    with paste_tab:
-        _paste_input()
-    with typed_tab:
-        _typed_input(_known_forms(durations))
+    # the answer first (filled in below, once the inputs are read), then the inputs: on a
+    # phone the answer is the first screen, and the typed form comes before the paste box
+    answer = st.container()
+    with st.expander("Change the case" if shown else "Your case", expanded=not shown):
+        typed_tab, paste_tab = st.tabs(["Type your dates", "Paste a history"])
+        with typed_tab:
+            _typed_input(_known_forms(durations))
+        with paste_tab:
+            _paste_input()
+    _submit_link()
 
-    facts = st.session_state.get(_FACTS)
-    if facts is None:
-        return
-    k = notices.min_group_size(snapshot, settings) if snapshot else settings.min_group_size
-    _explain(facts, durations, k)
+    with answer:
+        facts = st.session_state.get(_FACTS) or _linked_facts()
+        if facts is None:
+            return
+        k = notices.min_group_size(snapshot, settings) if snapshot else settings.min_group_size
+        _explain(facts, durations, k, snapshot)
+
+
+def _linked_facts() -> ce.CaseFacts | None:
+    """The case a shared answer link describes (?form=&office=&received=&stage=), if any."""
+    params = st.query_params
+    if "received" not in params:
+        return None
+    try:
+        received = date.fromisoformat(params.get("received", ""))
+        stage_date = (date.fromisoformat(params["stage_date"]) if params.get("stage_date")
+                      else None)
+        stage = params.get("stage", "received")
+        if stage not in TYPED_STAGES:
+            raise ce.CaseInputError(f"unknown stage {stage!r}")
+        return _typed_facts(None, params.get("form"), params.get("office"), received, stage,
+                            stage_date)
+    except (ce.CaseInputError, InvalidReceiptError, ValueError) as error:
+        st.warning(f"This link does not describe a case we can read ({error}); type your "
+                   "dates above instead.", icon=":material/link_off:")
+        return None
+
+
+def _permalink(facts: ce.CaseFacts) -> dict[str, str]:
+    """Query parameters that reopen this answer: form, office, dates, stage; no receipt."""
+    link = {"form": facts.form_type or "", "office": facts.intake_office or "",
+            "received": facts.received_date.isoformat() if facts.received_date else ""}
+    stage = facts.stage
+    if stage != "received":
+        link["stage"] = stage
+        dated = [e for e in facts.events if e.stage == stage]
+        if dated and not facts.undated_stage:
+            link["stage_date"] = dated[-1].event_date.isoformat()
+    return link
 
 
 def _known_forms(durations: pl.DataFrame | None) -> list[str]:
@@ -150,16 +193,26 @@ def _typed_facts(receipt: str | None, form: object, office: object, received: ob
     return ce.facts_from_typed(form_type, code, received, {str(stage): stage_date})
 
 
-def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> None:
-    st.divider()
+def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int,
+             snapshot: Snapshot | None) -> None:
     st.header("Your case, explained")
     today = date.today()
     received = facts.received_date
+    stage = facts.stage
+    pending = stage not in ce.CLOSED_STAGES
+    if pending and durations is not None and facts.form_type and received and snapshot:
+        card = answer_card(
+            durations, form_type=facts.form_type, office=facts.intake_office, received=received,
+            stage=stage if stage not in {"other", "rejected"} else None, today=today, k=k,
+            stage_started_on=_stage_started(facts),
+            stage_stats=data.read_table(snapshot, "stage_stats"),
+            official=data.read_table(snapshot, "official_comparison"),
+        )
+        show_card(card, k, snapshot.stamp, _permalink(facts))
     lines = [f"**Form {facts.form_type or 'unknown'}**"]
     if received:
         lines.append(f"received {when(received)} ({(today - received).days:,} days ago)")
     st.markdown(", ".join(lines) + ". " + ce.office_sentence(facts))
-    stage = facts.stage
     title = (GENERIC_TITLES[stage] if facts.undated_stage
              else facts.events[-1].title if facts.events else "Case Was Received")
     st.subheader(f"Now: {title}")
@@ -167,9 +220,11 @@ def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> Non
     st.markdown(f"**What usually comes next.** {ce.NEXT_STEPS.get(stage, ce.NEXT_STEPS['other'])}")
     if facts.events:
         st.subheader("Timeline so far")
-        st.dataframe(ce.timeline_rows(facts), hide_index=True, width="stretch")
+        show_table(ce.timeline_rows(facts), "timeline")
+    if pending and snapshot is not None and durations is not None and facts.form_type and received:
+        return
     st.subheader("What similar cases suggest")
-    if durations is None:
+    if durations is None or snapshot is None:
         st.info("No statistics are published yet, so there is nothing to compare with.")
         return
     if facts.form_type is None or received is None:
@@ -185,46 +240,20 @@ def _explain(facts: ce.CaseFacts, durations: pl.DataFrame | None, k: int) -> Non
     if comparison.share_decided_within is None:
         notices.too_few(k, comparison.scope)
         return
-    decided = facts.decided_on is not None
     st.markdown(
-        f"Your case {'was decided after' if decided else 'has waited'} "
-        f"**{comparison.waited_days:,} days**. Of {comparison.n_cases:,} {comparison.scope}, "
+        f"Your case was decided after **{comparison.waited_days:,} days**. Of "
+        f"{comparison.n_cases:,} {comparison.scope}, "
         f"**{percent(comparison.share_decided_within)}** were decided within that time (cases "
         "still waiting counted as waiting)."
     )
-    if not decided:
-        _pending(ce.estimate_wait(durations, facts, today, k), k)
 
 
-def _pending(estimate: CaseEstimate, k: int) -> None:
-    if not estimate.enough_data:
-        st.info(
-            f"{TOO_FEW.capitalize()} about the rest of your wait: fewer than {k} cases like "
-            f"yours were still waiting after {estimate.waited_days:,} days, so there is nothing "
-            "to estimate it from.",
-            icon=":material/visibility_off:",
-        )
-        return
-    cols = st.columns(max(1, len(estimate.chances)))
-    for col, chance in zip(cols, estimate.chances, strict=False):
-        value = "not known yet" if chance.probability is None else percent(chance.probability)
-        band = (None if chance.ci_low is None or chance.ci_high is None
-                else f"95% CI {percent(chance.ci_low)}–{percent(chance.ci_high)}")
-        col.metric(f"Decided within {chance.days} more days", value, delta=band,
-                   delta_color="off", delta_arrow="off")
-    if estimate.median_date is not None:
-        span = ""
-        if estimate.likely_from is not None:
-            later = when(estimate.likely_by) if estimate.likely_by else "later (not known yet)"
-            span = f"; the middle half between **{when(estimate.likely_from)}** and **{later}**"
-        st.markdown(f"Half of the cases that had waited this long were decided by "
-                    f"**{when(estimate.median_date)}**{span}.")
-    notes = " ".join(f"{n[0].upper()}{n[1:]}." for n in estimate.notes)
-    st.caption(
-        f"Based on {estimate.n_cases:,} cases like yours ({estimate.n_pending:,} still pending); "
-        f"the figures rest on the {estimate.n_at_risk:,} that had waited at least as long as "
-        f"yours. {notes} Not legal advice."
-    )
+def _stage_started(facts: ce.CaseFacts) -> date | None:
+    """The date the case reached its current stage, when it is known."""
+    if facts.undated_stage:
+        return None
+    dated = [e.event_date for e in facts.events if e.stage == facts.stage]
+    return dated[-1] if dated else None
 
 
 def _submit_link() -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboards import charts, data, filters, notices
 from dashboards.formatting import TOO_FEW, days_with_interval, when
+from dashboards.tables import show_table
 from pipeline.publish.reader import Snapshot
 
 METHODS = """\
@@ -41,6 +42,13 @@ def render() -> None:
         )
         _community_only(snapshot, k)
         return
+    examples = comparison.filter(pl.col("subtype_info").str.contains("EXAMPLE")).height
+    if examples:
+        st.warning(
+            f"**Example figures**: {examples} of the \"USCIS\" figures here come from the "
+            "example file the demo imports (docs/examples/official-processing-times-example.json), "
+            "not from USCIS. They show how the comparison reads; an operator imports the real "
+            "ones with `timelines import-official`.", icon=":material/science:")
     forms = comparison["form_type"].unique().sort().to_list()
     form = filters.url_choice(st, "Form", forms, "form", keep_default=True)
     rows = comparison.filter(pl.col("form_type") == form)
@@ -50,14 +58,16 @@ def render() -> None:
     chart_rows = _chart_rows(rows)
     if chart_rows.height:
         st.altair_chart(charts.comparison_chart(chart_rows), width="stretch")
-    st.dataframe(_cells(rows, k), hide_index=True, width="stretch")
+    show_table(_cells(rows, k), "official")
 
 
 def _chart_rows(rows: pl.DataFrame) -> pl.DataFrame:
     several = pl.len().over("office") > 1  # one office with several USCIS categories
     label = pl.when(several).then(pl.col("office") + pl.lit(" · ") + pl.col("subtype")).otherwise(
         pl.col("office")).alias("group")
-    official = rows.select(label, pl.lit("USCIS (completed cases)").alias("source"),
+    official = rows.select(label, pl.when(pl.col("subtype_info").str.contains("EXAMPLE"))
+                           .then(pl.lit("EXAMPLE official figure")).otherwise(
+                               pl.lit("USCIS (completed cases)")).alias("source"),
                            pl.col("official_p80_days").alias("days"))
     community = rows.filter(~pl.col("community_suppressed")).select(
         label, pl.lit("community (all cases)").alias("source"),
@@ -103,8 +113,8 @@ def _community_only(snapshot: Snapshot, k: int) -> None:
                 row["p80_days"], row["p80_ci_low"], row["p80_ci_high"]),
             "cases": f"fewer than {k}" if row["suppressed"] else f"{row['n_cases']:,}",
         })
-    st.dataframe(pl.DataFrame(out, schema=dict.fromkeys(
-        ["office", "community 80% (95% CI)", "cases"], pl.String)), hide_index=True, width="stretch")
+    show_table(pl.DataFrame(out, schema=dict.fromkeys(
+        ["office", "community 80% (95% CI)", "cases"], pl.String)), "community")
 
 
 render()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboards import charts, data, notices, queries
 from dashboards.formatting import TOO_FEW, age, days, when
+from dashboards.tables import show_table
 from pipeline.publish.reader import Snapshot
 
 
@@ -48,7 +49,7 @@ def render() -> None:
     waits = view.waits
     if waits.filter(~pl.col("suppressed")).height:
         st.altair_chart(charts.typical_waits_chart(waits), width="stretch")
-    st.dataframe(_waits_cells(waits, k), hide_index=True, width="stretch")
+    show_table(_waits_cells(waits, k), "waits")
     st.page_link("views/processing_times.py", label="Filter by office and filing date",
                  icon=":material/arrow_forward:")
 

@@ -14,6 +14,8 @@ from dashboards.formatting import (
     percentile_cells,
     stage_cells,
 )
+from dashboards.tables import show_table
+from pipeline.analytics.comparisons import offices_statement
 from pipeline.analytics.figures import Selection, cohort_label
 from pipeline.publish.reader import Snapshot
 
@@ -53,9 +55,10 @@ def render() -> None:
     if view.curves.height:
         title = "office" if selection.office_kind == "intake" else "office now"
         st.altair_chart(charts.survival_chart(view.curves, view.group_col, title), width="stretch")
+    for sentence in curve_notes(view.curves, view.group_col, k):
+        st.caption(sentence)
     if view.too_small:
-        st.caption(f"Not drawn, fewer than {k} cases: {', '.join(view.too_small)}. Curves stop "
-                   f"where fewer than {k} cases are still followed.")
+        st.caption(f"Not drawn, fewer than {k} cases: {', '.join(view.too_small)}.")
 
     st.subheader("Distribution")
     st.caption("Decided cases at the day they were decided; cases still waiting at the day "
@@ -63,14 +66,15 @@ def render() -> None:
     st.altair_chart(charts.histogram_chart(view.histogram), width="stretch")
 
     st.subheader("Percentiles")
-    st.dataframe(percentile_cells(view.table, view.group_col, "office", k),
-                 hide_index=True, width="stretch")
+    show_table(percentile_cells(view.table, view.group_col, "office", k), "percentiles")
     st.caption(
         "Days by which 50%, 80% and 90% of cases are decided (Kaplan–Meier), with 95% intervals. "
         f"“?”: the data cannot yet rule out a longer wait. “{NOT_REACHED}”: too few cases are "
         "decided so far to say. The finished-only median is what most trackers report; it is "
         "shorter because it leaves out everyone still waiting."
     )
+
+    _offices_differ(snapshot, selection, k)
 
     st.subheader("Outcomes so far")
     _outcomes(view.table.row(0, named=True))
@@ -113,9 +117,60 @@ def _stages(snapshot: Snapshot, selection: Selection, k: int) -> None:
     if rows.height == 0:
         st.caption("No stage-to-stage times for this selection.")
         return
-    st.dataframe(stage_cells(rows, k), hide_index=True, width="stretch")
+    show_table(stage_cells(rows, k), "stages")
     st.caption("Each row starts when a case reached the first step; cases still waiting for the "
                "second step count as waiting. Cases that never went through a step are left out.")
+
+
+def _offices_differ(snapshot: Snapshot, selection: Selection, k: int) -> None:
+    st.subheader("Do offices differ?")
+    form = selection.form or ""
+    medians = queries.cached_office_medians(str(snapshot.path), form, selection.cohort,
+                                            selection.office_kind, k)
+    st.markdown(offices_statement(form, medians))
+    shown = [m for m in medians if m.median_days is not None]
+    if len(shown) >= 2:
+        top = max((m.ci_high or m.median_days or 0.0) for m in shown)
+        frame = pl.DataFrame({
+            "office": [m.office for m in shown], "order": list(range(len(shown))),
+            "median_days": [m.median_days for m in shown],
+            "ci_low": [m.ci_low for m in shown], "ci_high": [m.ci_high for m in shown],
+            "ci_end": [m.ci_high if m.ci_high is not None else top for m in shown],
+            "n_cases": [m.n_cases for m in shown],
+        })
+        st.altair_chart(charts.office_medians_chart(frame), width="stretch")
+    unreached = [m.office for m in medians if m.median_days is None]
+    st.caption(
+        f"Median wait per office for all {what_cohort(selection)}, with its 95% interval "
+        "(pending cases count as waiting). A difference is stated only where two intervals do "
+        f"not overlap. Offices with fewer than {k} cases are left out"
+        + (f"; not yet half decided: {', '.join(unreached)}" if unreached else "") + "."
+    )
+
+
+def what_cohort(selection: Selection) -> str:
+    """'I-485 cases filed in 2025' (no office: the comparison is across offices)."""
+    return describe(Selection(selection.form, None, selection.cohort, selection.office_kind))
+
+
+def curve_notes(curves: pl.DataFrame, group_col: str, k: int) -> list[str]:
+    """Say in words where a curve stops early, and why (a small group's curve is short)."""
+    if curves.height == 0:
+        return []
+    ends = curves.group_by(group_col).agg(pl.col("time").max().alias("last_day"),
+                                           pl.col("survival").min().alias("last_share"),
+                                           pl.col("at_risk").max().alias("n")).sort(group_col)
+    notes = []
+    for row in ends.iter_rows(named=True):
+        if row["last_share"] > 0.5:
+            notes.append(
+                f"{row[group_col]}: the curve stops at day {row['last_day']:,.0f} with "
+                f"{percent(row['last_share'])} still waiting, because after that fewer than {k} "
+                f"of its {row['n']:,} cases are still followed; half of them are not decided "
+                "within the days seen so far.")
+    if not notes:
+        notes.append(f"Curves stop where fewer than {k} cases are still followed.")
+    return notes
 
 
 def describe(selection: Selection) -> str:
@@ -140,8 +195,13 @@ def _headline(row: dict[str, object], what: str) -> None:
     for col, (label, name) in zip(cols, (("Half decided by", "median"), ("80% decided by", "p80"),
                                          ("90% decided by", "p90")), strict=False):
         value, low, high = get(f"{name}_days"), get(f"{name}_ci_low"), get(f"{name}_ci_high")
-        col.metric(label, days(value), delta=None if value is None else
-                   f"95% CI {interval(low, high)} days", delta_color="off", delta_arrow="off")
+        if value is None:  # short value: a long one is cut off in a narrow column
+            col.metric(label, "not yet", delta="too few decided so far", delta_color="off",
+                       delta_arrow="off", help=f"{NOT_REACHED}: fewer than that share of cases "
+                       "is decided so far, so the wait is longer than what has been seen.")
+            continue
+        col.metric(label, days(value), delta=f"95% CI {interval(low, high)} days",
+                   delta_color="off", delta_arrow="off")
     cols[3].metric("Cases", f"{row['n_cases']:,}", delta=f"{row['n_pending']:,} still waiting",
                    delta_color="off", delta_arrow="off")
     st.caption(f"{what}. 95% CI: the range the true figure lies in with 95% confidence; "

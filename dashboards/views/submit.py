@@ -10,7 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboards.formatting import plain
+from dashboards import data, notices
+from dashboards.formatting import plain, plain_rows
 from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
 from pipeline.inbox.folder import SubmissionRefused, write_submission
 from pipeline.inbox.limits import admit, client_address
@@ -44,6 +45,7 @@ MILESTONE_INPUTS = (
 def render() -> None:
     """Draw the submit page."""
     st.title("Submit your case history")
+    _banner()
     if st.session_state.get(_CODE):
         _show_code(st.session_state[_CODE])
         return
@@ -79,6 +81,16 @@ def render() -> None:
     _show_preview(preview)
     if preview.records:
         _consent_and_submit(preview, settings)
+
+
+def _banner() -> None:
+    """The synthetic-data banner, as on every page, when the published figures are synthetic."""
+    try:
+        snapshot = data.open_snapshot(data.app_settings())
+    except (ValueError, data.SnapshotGoneError):
+        return
+    if snapshot is not None:
+        notices.synthetic_banner(snapshot)
 
 
 def _paste_input() -> None:
@@ -183,9 +195,11 @@ def _show_preview(preview: SubmissionPreview) -> None:
     for error in preview.errors:
         st.error(plain(error), icon=":material/error:")
     if preview.records:
-        st.dataframe(preview.case_rows(), hide_index=True, width="stretch", key="submit_cases")
-        st.caption("Dated stages:")
-        st.dataframe(preview.event_rows(), hide_index=True, width="stretch", key="submit_events")
+        st.dataframe(plain_rows(preview.case_rows()), hide_index=True, width="stretch",
+                     key="submit_cases")
+        st.caption("Dated steps:")
+        st.dataframe(plain_rows(preview.event_rows()), hide_index=True, width="stretch",
+                     key="submit_events")
     for note in preview.notes:
         st.info(plain(note), icon=":material/info:")
 
@@ -241,7 +255,9 @@ def _consent_and_submit(preview: SubmissionPreview, settings: Settings) -> None:
 
 
 def _show_code(code: str) -> None:
-    st.success("Thank you: your submission is safely queued and will be counted within minutes.",
+    st.success("Thank you: your submission is safely queued. It is counted at the next inbox "
+               "run: every 5 minutes where `timelines serve` runs the schedules, every minute in "
+               "`timelines demo`; an operator can also run `timelines ingest --inbox` at any time.",
                icon=":material/check_circle:")
     st.markdown("**Your deletion code** (shown only now, we keep only a hash of it):")
     st.code(code, language=None)

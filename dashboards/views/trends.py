@@ -9,6 +9,8 @@ import streamlit as st
 
 from dashboards import charts, data, filters, notices, queries
 from dashboards.formatting import TOO_FEW, days_with_interval, percent
+from dashboards.tables import show_table
+from pipeline.analytics.comparisons import Share
 from pipeline.publish.reader import Snapshot
 
 PERIOD_LABELS = {"month": "by month", "quarter": "by quarter"}
@@ -38,6 +40,8 @@ def render() -> None:
         notices.too_few(k, what)
         return
 
+    _getting_worse(snapshot, form, office, k)
+
     st.subheader(f"By {period} filed")
     st.caption(
         f"Median days to a decision for the cases filed each {period}, with its 95% interval. "
@@ -46,7 +50,9 @@ def render() -> None:
     )
     cohorts = view.cohorts
     if cohorts.filter(~pl.col("suppressed")).height == 0:
-        notices.too_few(k, f"any single {period} of {what}: try grouping by quarter")
+        hint = ": try grouping by quarter" if period == "month" else (
+            ": choose all offices, or a form with more cases")
+        notices.too_few(k, f"any single {period} of {what}{hint}")
     else:
         if cohorts.filter(pl.col("median_days").is_not_null()).height:
             st.altair_chart(charts.cohort_chart(cohorts), width="stretch")
@@ -54,7 +60,7 @@ def render() -> None:
             st.info(f"No filing {period} has half of its cases decided yet.")
         st.altair_chart(charts.pending_share_chart(cohorts), width="stretch")
         with st.expander(f"Table by {period} filed"):
-            st.dataframe(_cohort_cells(cohorts, k, period), hide_index=True, width="stretch")
+            show_table(_cohort_cells(cohorts, k, period), "cohorts")
 
     st.subheader(f"By {period} decided")
     st.caption(
@@ -70,6 +76,46 @@ def render() -> None:
 
     _backlog(snapshot, form, office, k)
     _silent_updates(snapshot, office)
+
+
+def _getting_worse(snapshot: Snapshot, form: str, office: str | None, k: int) -> None:
+    st.subheader("Is it getting worse?")
+    seen = data.meta_time(snapshot, "data_seen_until")
+    as_of = seen.date() if seen else date.today()
+    changes = queries.cached_cohort_changes(str(snapshot.path), form, as_of, k)
+    chosen = next((c for c in changes if c.group == (office or "all offices")), changes[0])
+    st.markdown(f"**{chosen.sentence(form)}**")
+    st.caption(
+        "The latest filings are mostly still waiting, so the comparison takes the latest "
+        "filing months that have all had the form's typical wait, and compares them with the "
+        "same months a year earlier at the same "
+        f"point: the share decided within {chosen.horizon_days} days of filing, which every "
+        "recent case has had time to reach. 95% intervals; a change is stated only when the "
+        "interval of the difference leaves out zero. Offices with fewer than "
+        f"{k} cases in either period show no figures."
+    )
+    rows = []
+    for change in changes:
+        diff = change.difference
+        rows.append({
+            "office": change.group,
+            "recent": _share_cell(change.recent, k),
+            "a year earlier": _share_cell(change.year_before, k),
+            "difference (95% CI)": "–" if diff is None else (
+                f"{100 * diff[0]:+.0f} points ({100 * diff[1]:+.0f} to {100 * diff[2]:+.0f})"),
+            "verdict": change.verdict,
+        })
+    with st.expander("Every office"):
+        show_table(pl.DataFrame(rows, schema=dict.fromkeys(
+            ["office", "recent", "a year earlier", "difference (95% CI)", "verdict"], pl.String)),
+            "worse")
+
+
+def _share_cell(share: Share | None, k: int) -> str:
+    if share is None:
+        return f"fewer than {k} cases"
+    return (f"{percent(share.share)} ({percent(share.ci_low)}–{percent(share.ci_high)}), "
+            f"n={share.n_cases:,}")
 
 
 def _backlog(snapshot: Snapshot, form: str, office: str | None, k: int) -> None:

@@ -49,6 +49,11 @@ GROUP_RELATIONS: tuple[Relation, ...] = (
     Relation(grouping == "form", grouping == "form_cohort", ("form_type",)),
     *(Relation(grouping == "form_cohort", (grouping == "cohort") & (basis == b),
                ("form_type", "cohort")) for b in ("intake", "current")),
+    # processing 'any' = regular + premium; all categories = the sum of the categories
+    Relation(pl.col("processing") == "any", pl.col("processing").is_in(["regular", "premium"]),
+             ("grouping", "office_basis", "form_type", "office", "cohort"), ("processing",)),
+    Relation(pl.col("category") == "all categories", pl.col("category") != "all categories",
+             ("grouping", "office_basis", "form_type", "office", "cohort"), ("category",)),
 )
 OFFICE_TOTALS: dict[str, tuple[str, ...]] = {
     "stage_stats": ("segment", "form_type"),
@@ -154,7 +159,9 @@ def apply_publication_rules(
         "UPDATE case_stats c SET suppressed = g.suppressed, n_verified = g.n_verified,"
         " n_contributors = g.n_contributors FROM group_stats g"
         " WHERE g.grouping = 'office' AND g.office_basis = 'intake'"
-        " AND g.form_type = c.form_type AND g.office = c.office")
+        " AND g.form_type = c.form_type AND g.office = c.office"
+        " AND g.processing IS NOT DISTINCT FROM c.processing"
+        " AND g.category = 'all categories'")
     parents = _parent_failures(groups, k)
     for table, on in OFFICE_TOTALS.items():
         frame = _read(con, table)

@@ -1,8 +1,9 @@
 """"Cases like mine": how much longer a pending case is likely to wait, given how long it has.
 
 `estimate_case` takes the published `durations` table (one anonymous row per case), keeps
-the cases like the reader's (same form and office, through the same stage), and reads the
-Kaplan-Meier curve from the day the reader's case has reached: the chance of a decision
+the cases like the reader's (same form, processing type and office, through the same stage),
+and reads the Kaplan-Meier curve (each case at risk from the day it came under observation)
+from the day the reader's case has reached: the chance of a decision
 within 30, 60 and 90 more days and a likely date range. Every figure rests on the cases
 still waiting after that long (n at risk); when they are fewer than k it widens the group
 (form only), says so, and else says there is not enough data rather than guess.
@@ -16,7 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.analytics.survival import kaplan_meier, remaining_time
+from pipeline.analytics.remaining import remaining_time
+from pipeline.analytics.survival import kaplan_meier
 from pipeline.stages import STAGES, stage_of
 
 HORIZONS: tuple[int, ...] = (30, 60, 90)
@@ -54,7 +56,9 @@ class CaseEstimate:
     waited_days: int
     enough_data: bool
     basis: str  # which cases: "form, office and stage", "form and office", "form", "none"
+    processing: str = "regular"  # the reader's processing type: only such cases are used
     n_cases: int | None = None  # cases like this one
+    n_stale: int | None = None  # ... of which pending but not seen for long (censored there)
     n_pending: int | None = None  # ... of which still pending
     n_at_risk: int | None = None  # ... still waiting after waited_days: what the figures rest on
     still_waiting_share: float | None = None  # share of such cases not decided this late
@@ -100,12 +104,17 @@ def estimate_case(
     today: date,
     min_group_size: int,
     office_basis: str = "intake",
+    processing: str = "regular",
 ) -> CaseEstimate:
     """Estimate the wait left for a pending case from the published `durations` table.
 
     `stage` is the case's current stage (None or 'received' for no narrowing); a decided
-    stage is an error. Groups and at-risk sets under min_group_size give no figures.
+    stage is an error. Only cases of the reader's `processing` type count ('regular' or
+    'premium': premium runs on its own clock). Groups and at-risk sets under
+    min_group_size give no figures.
     """
+    if processing not in {"regular", "premium"}:
+        raise ValueError(f"processing must be regular or premium, not {processing!r}")
     if received > today:
         raise ValueError(f"the receipt date {received} is after today ({today})")
     stage = normalize_stage(stage)
@@ -114,6 +123,8 @@ def estimate_case(
     waited = (today - received).days
     k = min_group_size
     same_form = durations.filter(pl.col("form_type") == form_type)
+    if "processing" in durations.columns:
+        same_form = same_form.filter(pl.col("processing") == processing)
     office_col = OFFICE_COLUMNS[office_basis]
     flag = STAGE_FILTERS.get(stage or "received")
     candidates: list[tuple[str, pl.DataFrame]] = []
@@ -128,12 +139,15 @@ def estimate_case(
 
     notes: list[str] = []
     unknown = CaseEstimate(form_type=form_type, office=office, stage=stage, received=received,
-                           today=today, waited_days=waited, enough_data=False, basis="none")
+                           today=today, waited_days=waited, enough_data=False, basis="none",
+                           processing=processing)
     for basis, cases in candidates:
         if cases.height < k:
             notes.append(f"fewer than {k} cases of the same {basis} in the data")
             continue
-        km = kaplan_meier(cases["duration_days"].to_numpy(), cases["decided"].to_numpy())
+        entry = cases["entry_days"].to_numpy() if "entry_days" in cases.columns else None
+        km = kaplan_meier(cases["duration_days"].to_numpy(), cases["decided"].to_numpy(),
+                          entry=entry)
         left = remaining_time(km, waited, HORIZONS, (0.25, 0.5, 0.75))
         if left.n_at_risk < k:
             notes.append(
@@ -143,10 +157,16 @@ def estimate_case(
             continue
         if basis != candidates[0][0]:
             notes.append(f"estimate based on cases of the same {basis} only")
+        n_stale = int(cases["stale"].sum()) if "stale" in cases.columns else 0
+        if n_stale:
+            notes.append(
+                f"{n_stale} of these cases are pending but had not been seen for a long time "
+                "before the data ends: they count as waiting only until they were last seen"
+            )
         q25, q50, q75 = (q.value for q in left.remaining_days)
         return replace(
             unknown, enough_data=True, basis=basis,
-            n_cases=cases.height, n_pending=int((~cases["decided"]).sum()),
+            n_cases=cases.height, n_pending=int((~cases["decided"]).sum()), n_stale=n_stale,
             n_at_risk=left.n_at_risk, still_waiting_share=left.still_pending_share,
             chances=tuple(
                 Chance(int(c.horizon_days), c.probability, c.ci_low, c.ci_high)

@@ -1,4 +1,4 @@
-"""Vectorized counterparts of `survival.summarize` and `survival.proportion_ci`, many groups at once.
+"""Vectorized counterparts of `survival.summarize` and `competing.proportion_ci`, many groups at once.
 
 A refresh summarizes thousands of groups (form x office x filing month, twice over for the
 intake and the current office); one Python call per group would dominate its run time.
@@ -31,26 +31,39 @@ def summarize_by_group(
     duration_col: str = "duration_days",
     observed_col: str = "decided",
     alpha: float = 0.05,
+    entry_col: str | None = None,
+    pool: tuple[str, str] | None = None,
 ) -> pl.DataFrame:
     """Return `summarize` for every group: counts, KM quantiles with intervals, naive median.
 
     Columns: the group columns, then SUMMARY_COLUMNS (n_cases for summarize's n). A quantile
-    the curve (or a band) never reaches is null, as summarize's None.
+    the curve (or a band) never reaches is null, as summarize's None. `entry_col` gives each
+    case's entry day (delayed entry), as summarize's entry. `pool` = (group column, label)
+    adds the groups pooled over that column under `label`, as if the cases were given twice.
     """
     if not group_cols:
         raise ValueError("summarize_by_group needs at least one group column")
     keys = list(group_cols)
     observed = pl.col(observed_col)
-    counts = frame.group_by(keys).agg(
+    aggregates = (
         pl.len().cast(pl.Int32).alias("n_cases"),
         observed.cast(pl.Int32).sum().alias("n_decided"),
         pl.col(duration_col).filter(observed).cast(pl.Float64).median().alias("naive_median_days"),
-    ).with_columns((pl.col("n_cases") - pl.col("n_decided")).alias("n_pending"))
+    )
+    counts = frame.group_by(keys).agg(*aggregates)
+    if pool is not None:
+        relabeled = frame.select(*keys, duration_col, observed_col).with_columns(
+            pl.lit(pool[1]).cast(frame.schema[pool[0]]).alias(pool[0])
+        )
+        counts = pl.concat([counts, relabeled.group_by(keys).agg(*aggregates)])
+    counts = counts.with_columns((pl.col("n_cases") - pl.col("n_decided")).alias("n_pending"))
     if frame.height == 0:
         return counts.with_columns(
             [pl.lit(None, dtype=pl.Float64).alias(c) for c in SUMMARY_COLUMNS[3:-1]]
         ).select(*keys, *SUMMARY_COLUMNS)
-    curves = kaplan_meier_by_group(frame, keys, duration_col, observed_col, alpha)
+    curves = kaplan_meier_by_group(
+        frame, keys, duration_col, observed_col, alpha, entry_col, pool
+    )
     first_time: list[pl.Expr] = []
     for name, q in QUANTILES:
         level = 1.0 - q + _LEVEL_TOLERANCE
@@ -69,7 +82,7 @@ def wilson_exprs(
 ) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """Return expressions for (share, low, high) of the Wilson interval, null when n is 0.
 
-    The same interval as `survival.proportion_ci`, whose docstring says why Wilson.
+    The same interval as `competing.proportion_ci`, whose docstring says why Wilson.
     """
     z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
     k = successes.cast(pl.Float64)

@@ -2,10 +2,20 @@
 
 USCIS publishes, per form, category and office, the time within which 80% of the cases it
 completed over the last six months were decided. Two JSON shapes are read: the legacy API
-(`data.processing_time` with snake_case keys, 2022-2025) and the 2026 Next.js server action
+(`data.processing_time` with snake_case keys, 2018-2025) and the 2026 Next.js server action
 (`data.data.processingTime`, camelCase, `unitEn`). A file may hold one answer, a list of them,
-JSON lines, or answers nested in any wrapper; a folder is read file by file. `range[0]` is the
-80% figure; units mix months and weeks and are converted to days.
+JSON lines, or answers nested in any wrapper; a folder is read file by file. Units mix months
+and weeks and are converted to days.
+
+Offices: legacy codes (WSC, SSC, ESC, MSC, YSC), current ones and field offices all become our
+office codes (pipeline.parse.offices). Categories: USCIS's subtype (`136A-E11`, "Based on a
+pending asylum application [(c)(8)]") becomes our category code where we have one.
+
+What the two values of `range` mean depends on the era (RANGE_METHODS): from May 2022 the
+figure is the time within which 80% of the cases completed in the last six months were
+decided (`range[0]`); before, the page showed a range whose lower value was the median (50%)
+and whose upper value the time to complete 93% of cases (cycle-time forms: the cycle time and
+a multiple of it). An old figure is stored as what it is, never as an 80% one.
 """
 
 from __future__ import annotations
@@ -13,15 +23,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from pipeline.parse.categories import category_of_subtype, has_categories
 from pipeline.parse.fields import normalize_form_type, parse_date
-from pipeline.receipts import office_of
+from pipeline.parse.offices import office_code
 from pipeline.store.db import transaction
 
 DAYS_PER_UNIT: dict[str, float] = {
@@ -29,12 +40,24 @@ DAYS_PER_UNIT: dict[str, float] = {
     "dia": 1.0, "semana": 7.0, "mes": 365.25 / 12, "meses": 365.25 / 12, "año": 365.25,
 }
 _OFFICE_KEYS = ("office_code", "officeCode", "office", "officeId")
+# First publication date of the 80% method; figures published before it are a 50%-93% range.
+P80_METHOD_SINCE = date(2022, 5, 1)
+RANGE_METHODS: dict[str, str] = {
+    "p80": "80% of the cases completed in the last six months were decided within this time "
+           "(USCIS's method since May 2022)",
+    "legacy_50_93": "2018-2022 range: the lower value is the median (50% of cases completed), "
+                    "the upper value the time to complete 93% of cases (for cycle-time forms: "
+                    "the cycle time and a multiple of it); not an 80% figure",
+}
 _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "form_type": pl.String, "office": pl.String, "subtype": pl.String,
     "publication_date": pl.Date, "subtype_info": pl.String,
     "official_p80_days": pl.Float64, "official_p80_value": pl.Float64,
     "official_p80_unit": pl.String, "official_other_days": pl.Float64,
     "service_request_date": pl.Date,
+    "category": pl.String, "category_matched": pl.Boolean, "office_raw": pl.String,
+    "range_method": pl.String, "official_median_days": pl.Float64,
+    "official_p93_days": pl.Float64,
 }
 _VALUE_COLUMNS = [c for c in _SCHEMA if c not in {"form_type", "office", "subtype",
                                                   "publication_date"}]
@@ -69,6 +92,8 @@ class ImportResult:
     n_updated: int
     n_unchanged: int
     skipped: tuple[str, ...]
+    methods: tuple[tuple[str, int], ...] = ()  # (range_method, figures) as read
+    unmatched_categories: tuple[str, ...] = ()  # USCIS categories we have no code for
 
 
 def to_days(value: object, unit: object) -> float:
@@ -165,38 +190,66 @@ def _read_answer(
     if form is None or not office_raw:
         result.skipped.append(f"{where}: the answer names no form or no office")
         return
-    office = office_of(str(office_raw)) or str(office_raw).strip().upper()
+    raw_office = str(office_raw).strip().upper()
+    office = office_code(raw_office) or raw_office
     subtypes = answer.get("subtypes") or [answer]
     for subtype in subtypes:
         key = str(_pick(subtype, "form_type", "formType", "form_key", "formKey") or "")
         try:
-            result.rows.append(_figure(form, office, key, subtype))
+            row = _figure(form, office, key, subtype)
         except ValueError as error:
             result.skipped.append(f"{where} ({key or 'no category'}): {error}")
+            continue
+        result.rows.append(row | {"office_raw": raw_office} | _category(form, key, row))
+
+
+def _category(form: str, key: str, row: dict[str, object]) -> dict[str, object]:
+    """Our category code for the subtype, and whether the figure's category is known to us.
+
+    A figure for all of a form's categories (no subtype, "All ...", or a form we keep no
+    categories for) is matched with category None; a specific category we have no code for
+    stays unmatched, so it is never set beside an all-categories community figure.
+    """
+    info = str(row.get("subtype_info") or "")
+    for text in (key, info):
+        found = category_of_subtype(form, text)
+        if found is not None:
+            return {"category": found, "category_matched": True}
+    pooled = not key or not has_categories(form) or info.strip().lower().startswith("all ")
+    return {"category": None, "category_matched": pooled}
 
 
 def _figure(form: str, office: str, key: str, subtype: dict[str, Any]) -> dict[str, object]:
-    ranges = subtype.get("range") or []
-    if not ranges or not isinstance(ranges[0], dict):
+    ranges = [r for r in subtype.get("range") or [] if isinstance(r, dict)]
+    if not ranges or ranges[0].get("value") in (None, ""):
         raise ValueError("no processing time given")
     published = parse_date(_pick(subtype, "publication_date", "publicationDate"))
     if published is None:
         raise ValueError("no publication date")
+    days = [to_days(r.get("value"), _pick(r, "unit", "unitEn", "unit_en"))
+            for r in ranges[:2] if r.get("value") not in (None, "")]
     upper = ranges[0]
     unit = _pick(upper, "unit", "unitEn", "unit_en")
-    other = None
-    if len(ranges) > 1 and isinstance(ranges[1], dict) and ranges[1].get("value") is not None:
-        other = to_days(ranges[1]["value"], _pick(ranges[1], "unit", "unitEn", "unit_en"))
-    return {
+    base: dict[str, object] = {
         "form_type": form, "office": office, "subtype": key, "publication_date": published,
         "subtype_info": _pick(subtype, "subtype_info_en", "subtypeInfoEn"),
-        "official_p80_days": round(to_days(upper.get("value"), unit), 1),
-        "official_p80_value": float(str(upper.get("value"))),
-        "official_p80_unit": str(unit),
-        "official_other_days": None if other is None else round(other, 1),
         "service_request_date": parse_date(
             _pick(subtype, "service_request_date", "serviceRequestDate")
         ),
+        "official_other_days": round(days[1], 1) if len(days) > 1 else None,
+    }
+    if published < P80_METHOD_SINCE:
+        return base | {
+            "range_method": "legacy_50_93", "official_p80_days": None,
+            "official_p80_value": None, "official_p80_unit": None,
+            "official_median_days": round(min(days), 1), "official_p93_days": round(max(days), 1),
+        }
+    return base | {
+        "range_method": "p80",
+        "official_p80_days": round(days[0], 1),
+        "official_p80_value": float(str(upper.get("value"))),
+        "official_p80_unit": str(unit),
+        "official_median_days": None, "official_p93_days": None,
     }
 
 
@@ -223,9 +276,15 @@ def import_official(
         )
         con.unregister("incoming_official")
     n_new, n_updated = int(counts[0]), int(counts[1])
+    methods = frame.group_by("range_method").len().sort("range_method").rows()
+    unmatched = frame.filter(~pl.col("category_matched")).select(
+        pl.format("{} {}", "form_type", pl.coalesce("subtype_info", "subtype"))
+    ).to_series().unique().sort().to_list()
     return ImportResult(
         n_answers=read.n_answers, n_figures=frame.height, n_new=n_new, n_updated=n_updated,
         n_unchanged=frame.height - n_new - n_updated, skipped=tuple(read.skipped),
+        methods=tuple((str(m), int(n)) for m, n in methods),
+        unmatched_categories=tuple(str(u) for u in unmatched),
     )
 
 

@@ -1,6 +1,8 @@
 """Stage-to-stage times: receipt -> biometrics -> interview, RFE -> response -> decision, cards.
 
-Each interval starts when a case first reached its start stage. A case that reached the end
+Each interval starts when a case first reached its start stage; a case is at risk from the
+later of that day and the day it came under observation (delayed entry), and regular and
+premium processing are separate groups ('any' pools them). A case that reached the end
 stage counts as done on that day; a case still open that has not reached it is right-censored
 on the day it was last seen; a case closed (decided, withdrawn) without ever reaching the end
 stage is left out, since the stage did not happen for it. The cards' intervals keep approved
@@ -36,11 +38,14 @@ def _interval_sql(name: str, start: str, end: str) -> str:
     still_open = "outcome IN ('pending', 'approved')" if end in _CARD_ENDS else "outcome = 'pending'"
     if end == "decided_on":  # the main estimate's rule: withdrawn cases censored at closing
         still_open = "outcome IN ('pending', 'withdrawn')"
+    duration = f"greatest(0, date_diff('day', {start}, coalesce({end}, closed_on, seen_until)))"
     return f"""
-    SELECT '{name}' AS segment, form_type, intake_office,
-           greatest(0, date_diff('day', {start},
-                    coalesce({end}, closed_on, seen_until)))::INTEGER AS duration_days,
-           {end} IS NOT NULL AS decided
+    SELECT '{name}' AS segment, form_type, intake_office, processing,
+           {duration}::INTEGER AS duration_days,
+           {end} IS NOT NULL AS decided,
+           least(greatest(0, coalesce(date_diff('day', {start}, tracked_since), 0)),
+                 {duration})::INTEGER AS entry_days,
+           stale AND {end} IS NULL AS stale
     FROM with_approval
     WHERE {start} IS NOT NULL AND ({end} IS NOT NULL OR {still_open})"""
 
@@ -52,8 +57,9 @@ STAGE_DURATIONS_SQL = (
 )
 
 _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "segment": pl.String, "form_type": pl.String, "office": pl.String,
-    "n_cases": pl.Int32, "n_decided": pl.Int32, "n_pending": pl.Int32, "suppressed": pl.Boolean,
+    "segment": pl.String, "form_type": pl.String, "office": pl.String, "processing": pl.String,
+    "n_cases": pl.Int32, "n_decided": pl.Int32, "n_pending": pl.Int32, "n_stale": pl.Int32,
+    "suppressed": pl.Boolean,
     **dict.fromkeys(SUMMARY_COLUMNS[3:], pl.Float64),
     "computed_at": pl.Datetime("us"),
 }
@@ -62,18 +68,31 @@ _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 def stage_statistics(
     stage_durations: pl.DataFrame, min_group_size: int, computed_at: datetime
 ) -> pl.DataFrame:
-    """Kaplan-Meier figures per interval x form x intake office and per interval x form.
+    """Kaplan-Meier figures per interval x form x intake office x processing, and all offices.
 
-    Intervals nobody in a group finished (a form with no interviews) are left out.
+    Each case is at risk from the later of the interval's start and the day it came under
+    observation (delayed entry). Processing 'any' pools regular and premium. Intervals nobody
+    in a group finished (a form with no interviews) are left out.
     """
     if stage_durations.height == 0:
         return pl.DataFrame(schema=_SCHEMA)
-    by_office = summarize_by_group(
-        stage_durations, ["segment", "form_type", "intake_office"]
-    ).rename({"intake_office": "office"})
-    all_offices = summarize_by_group(stage_durations, ["segment", "form_type"]).with_columns(
-        pl.lit(None, dtype=pl.String).alias("office")
-    )
+    keys = ["segment", "form_type", "intake_office", "processing"]
+    pool = ("processing", "any")
+    any_processing = pl.lit("any").alias("processing")
+
+    def n_stale(cases: pl.DataFrame) -> pl.DataFrame:
+        stale = pl.col("stale").sum().cast(pl.Int32).alias("n_stale")
+        return pl.concat([cases.group_by(keys).agg(stale),
+                          cases.with_columns(any_processing).group_by(keys).agg(stale)])
+
+    everyone = stage_durations.with_columns(pl.lit(None, dtype=pl.String).alias("intake_office"))
+    parts = [
+        summarize_by_group(cases, keys, entry_col="entry_days", pool=pool)
+        .join(n_stale(cases), on=keys, nulls_equal=True)
+        .rename({"intake_office": "office"})
+        for cases in (stage_durations, everyone)
+    ]
+    by_office, all_offices = parts
     figures = list(SUMMARY_COLUMNS[3:])
     table = (
         pl.concat([by_office, all_offices.select(by_office.columns)])
@@ -87,5 +106,5 @@ def stage_statistics(
         )
     )
     return table.select(_SCHEMA.keys()).cast(_SCHEMA).sort(  # type: ignore[arg-type]
-        "segment", "form_type", "office", nulls_last=True
+        "segment", "form_type", "office", "processing", nulls_last=True
     )

@@ -38,6 +38,7 @@ class Relation:
     total: pl.Expr
     parts: pl.Expr
     on: tuple[str, ...]
+    free: tuple[str, ...] = ()  # extra key columns the parts differ in (not matched)
 
 
 def outcome_counts(table: pl.DataFrame) -> pl.DataFrame:
@@ -60,10 +61,14 @@ def count_columns(table: pl.DataFrame) -> list[str]:
 
 def _groups(table: pl.DataFrame, relation: Relation) -> list[tuple[int, list[int]]]:
     """(total row, part rows) for every total matched by the relation."""
-    on = [c for c in (*relation.on, *EXTRA_KEYS) if c in table.columns]
+    on = [c for c in dict.fromkeys((*relation.on, *EXTRA_KEYS))
+          if c in table.columns and c not in relation.free]
     indexed = table.with_row_index("_row")
-    totals = indexed.filter(relation.total)
-    parts = indexed.filter(relation.parts)
+    try:
+        totals = indexed.filter(relation.total)
+        parts = indexed.filter(relation.parts)
+    except pl.exceptions.ColumnNotFoundError:  # a table without that dimension
+        return []
     if totals.height == 0:
         return []
     by_key: dict[tuple[object, ...], list[int]] = defaultdict(list)

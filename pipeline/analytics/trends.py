@@ -19,17 +19,17 @@ from pipeline.store.db import query_frame
 # to (not including) the month it was decided, closed, or last seen in.
 PENDING_AT_MONTH_END_SQL = """
 WITH spans AS (
-    SELECT form_type, intake_office,
+    SELECT form_type, intake_office, processing,
            unnest(range(received_month,
                         date_trunc('month', coalesce(decided_on, closed_on, seen_until + 1)),
                         INTERVAL 1 MONTH))::DATE AS decision_month
     FROM case_durations
 )
-SELECT form_type, intake_office, decision_month, count(*)::INTEGER AS n_pending_end
+SELECT form_type, intake_office, processing, decision_month, count(*)::INTEGER AS n_pending_end
 FROM spans GROUP BY ALL
 """
 _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "form_type": pl.String, "office": pl.String, "decision_month": pl.Date,
+    "form_type": pl.String, "office": pl.String, "processing": pl.String, "decision_month": pl.Date,
     "n_decided": pl.Int32, "n_pending_end": pl.Int32, "suppressed": pl.Boolean,
     "median_days": pl.Float64, "p80_days": pl.Float64, "approval_rate": pl.Float64,
     "computed_at": pl.Datetime("us"),
@@ -40,12 +40,17 @@ def decision_trends(
     con: duckdb.DuckDBPyConnection, durations: pl.DataFrame, min_group_size: int,
     computed_at: datetime,
 ) -> pl.DataFrame:
-    """Per form x intake office (and per form) x decision month; months under k decisions hidden."""
+    """Per form x intake office (and per form) x processing x decision month, under k hidden.
+
+    Processing 'any' pools regular and premium.
+    """
     decided = durations.filter(pl.col("decided"))
+    decided = pl.concat([decided, decided.with_columns(pl.lit("any").alias("processing"))])
     pending = query_frame(con, PENDING_AT_MONTH_END_SQL)
+    pending = pl.concat([pending, pending.with_columns(pl.lit("any").alias("processing"))])
     parts = []
     for office in ("intake_office", None):
-        keys = ["form_type", *([office] if office else []), "decision_month"]
+        keys = ["form_type", *([office] if office else []), "processing", "decision_month"]
         stats = summarize_by_group(decided, keys).select(
             *keys, pl.col("n_cases").alias("n_decided"), "median_days", "p80_days"
         )
@@ -62,7 +67,7 @@ def decision_trends(
             table = table.rename({office: "office"})
         else:
             table = table.with_columns(pl.lit(None, dtype=pl.String).alias("office"))
-        parts.append(table.select("form_type", "office", "decision_month", "n_decided",
+        parts.append(table.select("form_type", "office", "processing", "decision_month", "n_decided",
                                   "n_pending_end", "median_days", "p80_days", "approval_rate"))
     figures = ["median_days", "p80_days", "approval_rate"]
     table = (
@@ -76,5 +81,5 @@ def decision_trends(
         )
     )
     return table.select(_SCHEMA.keys()).cast(_SCHEMA).sort(  # type: ignore[arg-type]
-        "form_type", "office", "decision_month", nulls_last=True
+        "form_type", "office", "processing", "decision_month", nulls_last=True
     )

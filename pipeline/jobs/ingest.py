@@ -1,9 +1,10 @@
 """The ingest job: files and folders of case histories through the funnel into the store.
 
-JSON documents (.json, .jsonl) go through the document funnel; tables (.csv, .tsv) through
-the table path (`table_chunks`): both in one transaction. `as_of` censors pending cases that
-have no last_checked of their own at that date (a historical file); `columns` maps a
-tracker's headers to ours. Plain Python: the ingest flow wraps its steps in tasks, and a
+JSON documents (.json, .jsonl) go through the document funnel, JSON-lines files through its
+bulk implementation (`pipeline.prepare.bulk`: DuckDB, the same rules, odd lines handed to the
+document funnel); tables (.csv, .tsv) through the table path (`table_chunks`): all in one
+transaction. `as_of` censors pending cases that have no last_checked of their own at that
+date (a historical file); `columns` maps a tracker's headers to ours. Plain Python: the ingest flow wraps its steps in tasks, and a
 one-off `timelines ingest` runs it in-process when no Prefect server is there to record it."""
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 from pipeline.jobs.refresh import publish
 from pipeline.model import Rejection
 from pipeline.prepare.anonymize import PseudonymKey, key_of
+from pipeline.prepare.bulk import bulk_chunks
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
 from pipeline.prepare.tables import prepare_table
 from pipeline.settings import Settings
+from pipeline.sources.bulk import is_lines_file
 from pipeline.sources.files import (
     INPUT_SUFFIXES,
     InputError,
@@ -85,17 +88,21 @@ def ingest_files(
     *,
     as_of: date | None = None,
     columns: dict[str, str | None] | None = None,
+    bulk: bool = True,
 ) -> LoadResult:
     """Parse, anonymize, validate and store every document and table row of `files` in one
     transaction.
 
-    Large JSON inputs are prepared by `workers` processes (default: one per core) while this
+    JSON-lines files are prepared in bulk unless `bulk` is false. Large JSON inputs of the
+    per-document path are prepared by `workers` processes (default: one per core) while this
     process loads the finished chunks, in input order, inside the one transaction. Tables are
     streamed, `chunk_size` rows at a time.
     """
     moment = as_of_moment(as_of)
     tables = [f for f in files if is_table(f)]
-    documents_files = [f for f in files if f not in set(tables)]
+    lines_files = [f for f in files if bulk and is_lines_file(f)]
+    taken = set(tables) | set(lines_files)
+    documents_files = [f for f in files if f not in taken]
     if workers is None:
         large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
@@ -105,6 +112,7 @@ def ingest_files(
 
     def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
         yield from _prepared_chunks(documents, key, started, workers, chunk_size)
+        yield from bulk_chunks(lines_files, key, started, chunk_size, observed_at=moment)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
     return _store_chunks(settings, chunks, flow)

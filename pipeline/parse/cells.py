@@ -105,7 +105,11 @@ def parse_office(raw: object, where: str) -> str | None:
     """Read an office as a code (NSC), a receipt prefix (LIN) or a name (Nebraska Service Center)."""
     if is_missing(raw):
         return None
-    text = clean_cell(raw)
+    return _office_of_text(clean_cell(raw), where)
+
+
+@lru_cache(maxsize=4096)  # a sheet repeats a few dozen spellings of its offices
+def _office_of_text(text: str, where: str) -> str:
     check_plain(text, where)
     upper = text.upper()
     bare = re.sub(r"\s*\b(SERVICE CENTER|SC|USCIS|OFFICE|CENTER)\b\s*", " ", upper).strip(_STRAY + " ")

@@ -94,7 +94,7 @@ def snapshot_case(part: dict[str, object]) -> ParsedCase:
         form_type=normalize_form_type(_get(part, "form")),
         received_date=received,
         events=events,
-        last_checked=max(d for d in (checked, when) if d is not None),
+        last_checked=checked,  # None: censored at --as-of or when the input was observed
         received_estimated=estimated,
     )
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 from pipeline.model import StatusEvent
 from pipeline.parse.categories import read_category
@@ -37,6 +38,7 @@ __all__ = [
     "parse_sheet_date", "read_timeline",
 ]
 SOURCE = "typed_form"
+_LABELS = {name: name.replace("_", " ") for name in MILESTONES}
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,9 @@ def read_timeline(values: Mapping[str, object], label: str, source: str = SOURCE
     office = attempt(lambda: parse_office(values.get("office"), "office"))
     current = attempt(lambda: parse_office(
         values.get("current_office"), "current office"))
-    dates = {
-        name: attempt(lambda name=name: parse_sheet_date(values.get(name), where(name)))
+    dates: dict[str, object] = {
+        name: None if is_missing(values.get(name))
+        else attempt(lambda name=name: parse_sheet_date(values.get(name), _LABELS[name]))
         for name in MILESTONES
     }
     checked = attempt(lambda: parse_sheet_date(
@@ -177,7 +180,11 @@ def _present(raw: object) -> object:
 def _form(raw: object) -> str | None:
     if is_missing(raw):
         return None
-    text = clean_cell(raw)
+    return _form_of_text(clean_cell(raw))
+
+
+@lru_cache(maxsize=1024)  # a sheet repeats a handful of forms
+def _form_of_text(text: str) -> str | None:
     check_plain(text, "form type")
     return known_form_type(text)
 

@@ -24,8 +24,9 @@ from pipeline.publish.reader import Snapshot
 EXPORTED_TABLES: dict[str, tuple[str, str]] = {
     "processing_times": (
         "group_stats",
-        "Days from receipt to first decision per form x office (x filing month), Kaplan-Meier "
-        "with pending cases censored, and outcome shares. `grouping` says which keys are set.",
+        "Days from receipt to first decision per form x office x processing type (x filing month "
+        "or category), Kaplan-Meier with pending cases censored and each case at risk from the "
+        "day it came under observation, and outcome shares. `grouping` says which keys are set.",
     ),
     "stage_times": (
         "stage_stats",
@@ -44,7 +45,8 @@ EXPORTED_TABLES: dict[str, tuple[str, str]] = {
     ),
     "official_comparison": (
         "official_comparison",
-        "USCIS's published processing time beside the community figures per form x office.",
+        "USCIS's published processing time beside the community figures per form x office x "
+        "category, regular processing on both sides; `range_method` says what USCIS's figure is.",
     ),
     "silent_updates": (
         "silent_updates",
@@ -54,11 +56,32 @@ EXPORTED_TABLES: dict[str, tuple[str, str]] = {
 FORBIDDEN_COLUMNS = frozenset({"case_id", "receipt_number", "received_date", "decided_on"})
 
 COLUMN_DOCS: dict[str, str] = {
-    "grouping": "office | cohort | form | form_cohort: which keys of the row are set",
+    "grouping": "office | cohort | form | form_cohort | category | form_category: which keys "
+                "of the row are set",
     "office_basis": "intake (office of the receipt prefix), current (office holding the case, "
                     "intake where unknown) or all (all offices together)",
     "form_type": "USCIS form, e.g. I-485",
-    "office": "office code (NSC, TSC, VSC, CSC, NBC, PSC, ELIS); empty = all offices",
+    "office": "office code (NSC, TSC, VSC, CSC, NBC, PSC, ELIS, or a field office such as DAL); "
+              "empty = all offices",
+    "processing": "regular | premium | any (both pooled): regular and premium processing are "
+                  "separate populations and never pooled in a regular or premium row",
+    "category": "form category (e.g. E21, NIW, (c)(9)); empty = all categories pooled; "
+                "'unknown' in the category groupings = cases that give no category",
+    "n_stale": "pending cases not seen for longer than the staleness limit before the data "
+               "ends: counted as waiting only until their last sighting (empty when suppressed)",
+    "office_raw": "the office code as USCIS's answer wrote it (legacy SSC, ESC, WSC, MSC, YSC)",
+    "official_category": "USCIS's category of the figure, or 'all categories'",
+    "community_category": "the category of the community figure beside it: the same category, "
+                          "'all categories', or empty when we have no matching category",
+    "range_method": "what USCIS's range means in the figure's era: p80 (80% of cases completed "
+                    "in the last six months, since May 2022) or legacy_50_93 (2018-2022: median "
+                    "and 93rd percentile)",
+    "official_median_days": "legacy range only: its lower value, the median (50%) in days",
+    "official_p93_days": "legacy range only: its upper value, 93% of cases completed, in days",
+    "community_n_stale": "our stale pending cases in the community group",
+    "community_median_ci_low": "our median's 95% interval, low end",
+    "community_median_ci_high": "our median's 95% interval, high end",
+    "compared_on": "which figure difference_days compares: p80, or median for a legacy range",
     "cohort": "filing month (first day of the month the case was received)",
     "segment": "which stage-to-stage time, e.g. receipt_to_biometrics, rfe_to_response",
     "n_cases": "cases in the group (empty when suppressed)",
@@ -101,11 +124,13 @@ COLUMN_DOCS: dict[str, str] = {
     "subtype_info": "USCIS's description of the category",
     "publication_date": "when USCIS published the figure",
     "official_p80_days": "USCIS: 80% of cases completed in the last six months took at most "
-                         "this many days (months converted at 30.44 days)",
+                         "this many days (months converted at 30.44 days); empty for a "
+                         "legacy range, which is not an 80% figure",
     "official_p80_value": "USCIS's figure as published", "official_p80_unit": "its unit",
     "official_other_days": "the second value of USCIS's range, in days (not a minimum)",
     "service_request_date": "USCIS's case inquiry date: receipts before it may ask about delay",
-    "community_n_cases": "our cases of this form at this (current) office",
+    "community_n_cases": "our regular-processing cases of this form and category at this "
+                         "(current) office",
     "community_n_pending": "... of which still pending",
     "community_suppressed": "true when we have fewer than k cases: no community figures",
     "community_p80_days": "our Kaplan-Meier 80th percentile, pending cases censored",
@@ -114,7 +139,8 @@ COLUMN_DOCS: dict[str, str] = {
     "community_median_days": "our Kaplan-Meier median",
     "recent_completed_n": "our cases decided in the six months before the data ends",
     "recent_completed_p80_days": "80th percentile days of those: closest to USCIS's method",
-    "difference_days": "community_p80_days - official_p80_days",
+    "difference_days": "community_p80_days - official_p80_days (legacy range: "
+                       "community_median_days - official_median_days)",
     "method_note": "how the two figures differ",
     "week": "Monday of the week USCIS modified the cases",
     "n_modifications": "times a case's last-modified stamp moved between two polls",
@@ -137,9 +163,11 @@ GROUP_SIZE_COLUMN: dict[str, str] = {
     "outcome_curves": "n_cases", "decision_trends": "n_decided", "silent_updates": "n_cases",
 }
 _ROW_KEYS = frozenset({"grouping", "office_basis", "form_type", "office", "cohort", "segment",
-                       "day", "decision_month", "week", "suppressed", "computed_at"})
-_COMMUNITY = ("community_n_cases", "community_n_pending", "community_p80_days",
-              "community_p80_ci_low", "community_p80_ci_high", "community_median_days",
+                       "day", "decision_month", "week", "suppressed", "computed_at",
+                       "processing", "category"})
+_COMMUNITY = ("community_n_cases", "community_n_pending", "community_n_stale",
+              "community_p80_days", "community_p80_ci_low", "community_p80_ci_high",
+              "community_median_days", "community_median_ci_low", "community_median_ci_high",
               "difference_days")
 
 

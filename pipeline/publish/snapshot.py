@@ -26,20 +26,25 @@ POINTER = "CURRENT"
 # other column (counts included) is published empty, so a group under k shows only that it is
 # too small.
 SUPPRESSED_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "case_stats": (("form_type", "office"), "form_type, office"),
+    "case_stats": (("form_type", "office", "processing"), "form_type, office, processing"),
     "group_stats": (
-        ("grouping", "office_basis", "form_type", "office", "cohort"),
-        "grouping, office_basis, form_type, office, cohort",
+        ("grouping", "office_basis", "form_type", "office", "cohort", "category", "processing"),
+        "grouping, office_basis, form_type, office, cohort, category, processing",
+    ),
+    "stage_stats": (
+        ("segment", "form_type", "office", "processing"), "segment, form_type, office, processing"
+    ),
+    "outcome_curves": (
+        ("form_type", "office", "processing", "day"), "form_type, office, processing, day"
     ),
     # the same over verified (polled) cases only: `timelines stats --verified-only`
     "group_stats_verified": (
-        ("grouping", "office_basis", "form_type", "office", "cohort"),
-        "grouping, office_basis, form_type, office, cohort",
+        ("grouping", "office_basis", "form_type", "office", "cohort", "category", "processing"),
+        "grouping, office_basis, form_type, office, cohort, category, processing",
     ),
-    "stage_stats": (("segment", "form_type", "office"), "segment, form_type, office"),
-    "outcome_curves": (("form_type", "office", "day"), "form_type, office, day"),
     "decision_trends": (
-        ("form_type", "office", "decision_month"), "form_type, office, decision_month"
+        ("form_type", "office", "processing", "decision_month"),
+        "form_type, office, processing, decision_month",
     ),
     "silent_updates": (("office", "week"), "office, week"),
 }
@@ -49,38 +54,72 @@ METHOD_NOTE = (
     " six months were decided (finished cases only). Community p80: Kaplan-Meier 80th percentile"
     " from receipt to decision over all our cases, pending ones counted as still waiting, so it"
     " reflects today's backlog; recent_completed_p80_days is the closest like-for-like figure."
+    " Both sides are regular processing."
 )
+LEGACY_METHOD_NOTE = (
+    "A 2018-2022 USCIS range: its lower value is the median (50% of completed cases), its upper"
+    " value the time to complete 93% (cycle-time forms: the cycle time and a multiple of it). It"
+    " is compared with our Kaplan-Meier median (difference_days), not with our 80th percentile."
+    " Both sides are regular processing."
+)
+ALL_CATEGORIES = "all categories"
 
-# The official figure beside ours per form x office (current office: where USCIS counts it).
-# {k} is the minimum group size; {note} the method note.
+# The official figure beside ours per form x office x category (current office: where USCIS
+# counts it), regular processing on both sides (USCIS's times exclude premium processing).
+# A figure for one category meets the community figure of that category; a figure for all
+# categories meets the all-categories one; a category we have no code for meets nothing.
+# {k} is the minimum group size; {note} and {legacy_note} the method notes.
 OFFICIAL_COMPARISON_SQL = """
 WITH latest AS (
     SELECT * FROM official_processing_times
     QUALIFY row_number() OVER (
         PARTITION BY form_type, office, subtype ORDER BY publication_date DESC) = 1
 ), community AS (
-    SELECT * FROM group_stats WHERE grouping = 'office' AND office_basis = 'current'
-), recent AS (
-    SELECT form_type, current_office AS office, count(*) AS n_recent,
-           quantile_disc(duration_days, 0.8) AS p80_recent
+    SELECT * FROM group_stats
+    WHERE grouping IN ('office', 'category') AND office_basis = 'current'
+      AND processing = 'regular'
+), recent_cases AS (
+    SELECT form_type, current_office AS office, category, duration_days
     FROM case_durations
-    WHERE decided AND decided_on > (SELECT max(seen_until) FROM case_durations) - INTERVAL 6 MONTH
-    GROUP BY ALL
+    WHERE decided AND processing = 'regular'
+      AND decided_on > (SELECT max(seen_until) FROM case_durations) - INTERVAL 6 MONTH
+), recent AS (
+    SELECT form_type, office, NULL::VARCHAR AS category, count(*) AS n_recent,
+           quantile_disc(duration_days, 0.8) AS p80_recent
+    FROM recent_cases GROUP BY form_type, office
+    UNION ALL
+    SELECT form_type, office, category, count(*), quantile_disc(duration_days, 0.8)
+    FROM recent_cases WHERE category IS NOT NULL GROUP BY form_type, office, category
 )
-SELECT o.form_type, o.office, o.subtype, o.subtype_info, o.publication_date,
-       o.official_p80_days, o.official_other_days, o.service_request_date,
+SELECT o.form_type, o.office, o.office_raw, o.subtype, o.subtype_info, o.category,
+       CASE WHEN o.category IS NOT NULL THEN coalesce(o.subtype_info, o.category)
+            WHEN o.category_matched THEN '{all}'
+            ELSE coalesce(o.subtype_info, o.subtype) END AS official_category,
+       CASE WHEN o.category IS NOT NULL THEN o.category
+            WHEN o.category_matched THEN '{all}' END AS community_category,
+       'regular' AS processing,
+       o.publication_date, o.range_method,
+       o.official_p80_days, o.official_other_days,
+       o.official_median_days, o.official_p93_days, o.service_request_date,
        CASE WHEN c.suppressed THEN NULL ELSE c.n_cases END AS community_n_cases,
        CASE WHEN c.suppressed THEN NULL ELSE c.n_pending END AS community_n_pending,
+       CASE WHEN c.suppressed THEN NULL ELSE c.n_stale END AS community_n_stale,
        coalesce(c.suppressed, false) AS community_suppressed,
        c.p80_days AS community_p80_days, c.p80_ci_low AS community_p80_ci_low,
        c.p80_ci_high AS community_p80_ci_high, c.median_days AS community_median_days,
+       c.median_ci_low AS community_median_ci_low, c.median_ci_high AS community_median_ci_high,
        CASE WHEN r.n_recent >= {k} THEN r.n_recent END AS recent_completed_n,
        CASE WHEN r.n_recent >= {k} THEN r.p80_recent END AS recent_completed_p80_days,
-       c.p80_days - o.official_p80_days AS difference_days,
-       '{note}' AS method_note
+       CASE WHEN o.range_method = 'p80' THEN 'p80' ELSE 'median' END AS compared_on,
+       CASE WHEN o.range_method = 'p80' THEN c.p80_days - o.official_p80_days
+            ELSE c.median_days - o.official_median_days END AS difference_days,
+       CASE WHEN o.range_method = 'p80' THEN '{note}' ELSE '{legacy_note}' END AS method_note
 FROM latest o
-LEFT JOIN community c USING (form_type, office)
-LEFT JOIN recent r USING (form_type, office)
+LEFT JOIN community c ON c.form_type = o.form_type AND c.office = o.office
+     AND ((o.category IS NULL AND o.category_matched AND c.grouping = 'office')
+          OR (o.category IS NOT NULL AND c.grouping = 'category' AND c.category = o.category))
+LEFT JOIN recent r ON r.form_type = o.form_type AND r.office = o.office
+     AND o.category_matched AND r.category IS NOT DISTINCT FROM o.category
 ORDER BY o.form_type, o.office, o.subtype
 """
 
@@ -89,7 +128,7 @@ PUBLISHED_TABLES: dict[str, str] = {
     "durations": (
         "SELECT form_type, intake_office, current_office, received_month, decision_month,"
         " outcome, duration_days, decided, had_rfe, had_interview, transferred, premium, synthetic,"
-        " had_biometrics, had_rfe_response,"
+        " had_biometrics, had_rfe_response, processing, category, entry_days, stale,"
         " coalesce(provenance = 'verified', false) AS verified,"
         # an opaque number per contributor, new in every snapshot: the dashboard counts k in
         # contributors (one per submission for self-reported cases), never sees who they are
@@ -139,9 +178,13 @@ def published_queries(con: duckdb.DuckDBPyConnection, min_group_size: int) -> di
     queries = {name: suppressed_query(con, name) for name in SUPPRESSED_TABLES}
     salt = secrets.token_hex(16)
     for name, query in PUBLISHED_TABLES.items():
-        queries[name] = query.replace("{k}", str(int(min_group_size))).replace(
-            "{note}", METHOD_NOTE.replace("'", "''")
-        ).replace("{salt}", salt)
+        queries[name] = (
+            query.replace("{k}", str(int(min_group_size)))
+            .replace("{note}", METHOD_NOTE.replace("'", "''"))
+            .replace("{legacy_note}", LEGACY_METHOD_NOTE.replace("'", "''"))
+            .replace("{all}", ALL_CATEGORIES)
+            .replace("{salt}", salt)
+        )
     return queries
 
 

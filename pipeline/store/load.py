@@ -19,6 +19,8 @@ from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
 from pipeline.store.db import first_row, query_frame, transaction
 
+KEEP_REJECTIONS = 1_000
+
 
 @dataclass
 class LoadResult:
@@ -37,10 +39,12 @@ class LoadResult:
     rows_refused: int = 0
     rows_blank: int = 0
 
+    n_rejections: int = 0  # all of them; `rejections` keeps the first KEEP_REJECTIONS to show
+
     @property
     def n_rejected(self) -> int:
         """How many records went to quarantine."""
-        return len(self.rejections)
+        return max(self.n_rejections, len(self.rejections))
 
 
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -142,7 +146,11 @@ def store_chunk(
     quarantine_rejections(con, run_id, rejections)
     result.n_read += chunk.n_documents
     result.n_stored += cases.height
-    result.rejections.extend(rejections)
+    result.n_rejections += len(rejections)
+    room = KEEP_REJECTIONS - len(result.rejections)
+    if room > 0:
+        # every rejection is in the quarantine table; memory keeps only what a summary shows
+        result.rejections.extend(rejections[:room])
     if chunk.rows_per_case is not None:
         _count_rows(result, chunk, set(cases["case_id"].to_list()))
 
@@ -290,6 +298,6 @@ def quarantine_rejections(
             " SELECT fingerprint, ?, origin, case_id, reasons, CAST(attempt AS JSON), now()::TIMESTAMP"
             " FROM incoming_rejections ON CONFLICT DO NOTHING",
             [run_id],
-        )
+        ).fetchall()
     finally:
         con.unregister("incoming_rejections")

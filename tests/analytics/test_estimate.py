@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 import timelines.commands.analytics  # noqa: F401  (registers the commands)
 from pipeline.analytics.estimate import estimate_case, normalize_stage
-from pipeline.analytics.survival import kaplan_meier, remaining_time
+from pipeline.analytics.remaining import remaining_time
+from pipeline.analytics.survival import kaplan_meier
 from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
 from tests.support.analytics_data import Case, store_cases
@@ -134,3 +135,31 @@ def test_estimate_command_prints_json_from_the_published_snapshot(settings: Sett
     assert "decision within 30 days" in text.output
     bad = runner.invoke(app, ["estimate", "--form", "I-485", "--received", "03/01/2025"])
     assert bad.exit_code != 0 and "YYYY-MM-DD" in str(bad.exception)
+
+
+def test_estimate_uses_the_readers_processing_type_and_delayed_entry() -> None:
+    regular = _durations(_group("I-140", "TSC", 300, 5)).with_columns(
+        pl.lit("regular").alias("processing"))
+    rng = np.random.default_rng(6)
+    premium = _durations([("I-140", "TSC", int(d), True, False)
+                          for d in rng.integers(3, 15, 60)]).with_columns(
+        pl.lit("premium").alias("processing"))
+    entry = np.where(np.arange(300) % 3 == 0, regular["duration_days"].to_numpy() // 2, 0)
+    durations = pl.concat([regular.with_columns(pl.Series("entry_days", entry)),
+                           premium.with_columns(pl.lit(0, dtype=pl.Int64).alias("entry_days"))])
+    durations = durations.with_columns(
+        (~pl.col("decided") & (pl.col("duration_days") < 100)).alias("stale"))
+    received = TODAY - timedelta(days=5)
+    fast = estimate_case(durations, form_type="I-140", office="TSC", received=received,
+                         stage=None, today=TODAY, min_group_size=10, processing="premium")
+    assert fast.enough_data and fast.n_cases == 60 and fast.processing == "premium"
+    slow = estimate_case(durations, form_type="I-140", office="TSC", received=received,
+                         stage=None, today=TODAY, min_group_size=10)
+    assert slow.n_cases == 300 and slow.likely_from > fast.likely_from  # type: ignore[operator]
+    expected = remaining_time(kaplan_meier(regular["duration_days"].to_numpy(),
+                                           regular["decided"].to_numpy(), entry=entry), 5)
+    assert [c.probability for c in slow.chances] == [c.probability for c in expected.chances]
+    assert slow.n_stale and any("had not been seen" in note for note in slow.notes)
+    with pytest.raises(ValueError, match="regular or premium"):
+        estimate_case(durations, form_type="I-140", office="TSC", received=received,
+                      stage=None, today=TODAY, min_group_size=10, processing="any")

@@ -135,9 +135,10 @@ def test_bad_files_are_refused_in_words_and_leave_the_store_alone(
 
 
 def test_official_figure_is_published_beside_the_community_p80(settings: Settings) -> None:
-    cases = [Case(f"c{i}", form="I-765", office="NSC", events=[(150 + 5 * i, "approved")])
-             for i in range(14)] + [Case(f"p{i}", form="I-765", office="NSC", seen_days=200)
-                                    for i in range(6)]
+    cases = [Case(f"c{i}", form="I-765", office="NSC", events=[(150 + 5 * i, "approved")],
+                  category="(c)(8)") for i in range(14)]
+    cases += [Case(f"p{i}", form="I-765", office="NSC", seen_days=200, category="(c)(8)")
+              for i in range(6)]
     store_cases(settings, cases)
     refresh_job.refresh(settings)
     _import(LEGACY)
@@ -153,7 +154,7 @@ def test_community_figures_of_a_small_group_stay_empty_beside_the_official_one(
     settings: Settings,
 ) -> None:
     store_cases(settings, [Case(f"c{i}", form="I-765", office="NSC",
-                                events=[(100, "approved")]) for i in range(3)])
+                                events=[(100, "approved")], category="(c)(8)") for i in range(3)])
     refresh_job.refresh(settings)
     _import(LEGACY)
     [row] = current_snapshot(settings.published_dir).table("official_comparison").to_dicts()

@@ -14,8 +14,9 @@ import pytest
 from lifelines import KaplanMeierFitter
 from typer.testing import CliRunner
 
+from pipeline.analytics.competing import cumulative_incidence, proportion_ci
 from pipeline.analytics.group_estimates import summarize_by_group, wilson_exprs
-from pipeline.analytics.survival import cumulative_incidence, proportion_ci, summarize
+from pipeline.analytics.survival import summarize
 from pipeline.analytics.trends import PENDING_AT_MONTH_END_SQL
 from pipeline.jobs import refresh as refresh_job
 from pipeline.settings import Settings
@@ -117,8 +118,11 @@ def test_stats_json_equals_lifelines_on_the_case_durations_rows(
     assert sum(int(str(r["n_cases"])) for r in rows if not r["suppressed"]) <= durations.height
     checked = 0
     for row in rows:
+        assert row["processing"] in {"regular", "premium"}
+        assert row["category"] == "all categories"
         group = durations.filter(
             (pl.col("form_type") == row["form_type"]) & (pl.col("intake_office") == row["office"])
+            & (pl.col("processing") == row["processing"])
         )
         if row["suppressed"]:
             assert group.height < sample_home.min_group_size
@@ -127,7 +131,8 @@ def test_stats_json_equals_lifelines_on_the_case_durations_rows(
             group.height, int(group["decided"].sum()), int((~group["decided"]).sum())
         )
         kmf = KaplanMeierFitter().fit(group["duration_days"].to_numpy(),
-                                      group["decided"].to_numpy())
+                                      group["decided"].to_numpy(),
+                                      entry=group["entry_days"].to_numpy())
         for name, q in (("median", 0.5), ("p80", 0.8), ("p90", 0.9)):
             expected = _lifelines_quantile(kmf, q)
             got = (row[f"{name}_days"], row[f"{name}_ci_low"], row[f"{name}_ci_high"])
@@ -144,7 +149,7 @@ def test_pending_cases_make_the_median_longer_than_the_finished_only_one(
     sample_home: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _use(monkeypatch, sample_home)
-    rows = [r for r in _stats_json("--by", "form") if not r["suppressed"]]
+    rows = [r for r in _stats_json("--by", "form", "--processing", "regular") if not r["suppressed"]]
     assert rows and all(r["office"] is None and r["office_basis"] == "all" for r in rows)
     longer = [r for r in rows if float(str(r["median_days"])) > float(str(r["naive_median_days"]))]
     assert len(longer) >= len(rows) - 1
@@ -158,7 +163,7 @@ def test_by_cohort_gives_one_row_per_filing_month(
     cohorts = [r["cohort"] for r in rows]
     assert len(cohorts) == len(set(cohorts)) > 12
     assert all(isinstance(c, str) and len(c) == 7 for c in cohorts)  # "2025-03"
-    everyone = _stats_json("--form", "I-765", "--office", "NBC")[0]
+    everyone = _stats_json("--form", "I-765", "--office", "NBC", "--processing", "any")[0]
     published = [r for r in rows if not r["suppressed"]]
     assert sum(int(str(r["n_cases"])) for r in published) <= int(str(everyone["n_cases"]))
     months = _stats_json("--by", "form-cohort", "--form", "I-765")

@@ -13,12 +13,11 @@ from lifelines import AalenJohansenFitter, KaplanMeierFitter
 from lifelines.exceptions import ApproximationWarning
 from lifelines.utils import median_survival_times, qth_survival_times
 
+from pipeline.analytics.competing import cumulative_incidence, proportion_ci
+from pipeline.analytics.remaining import remaining_time
 from pipeline.analytics.survival import (
-    cumulative_incidence,
     kaplan_meier,
     kaplan_meier_by_group,
-    proportion_ci,
-    remaining_time,
     summarize,
     survival_quantile,
 )

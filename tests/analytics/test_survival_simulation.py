@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.analytics.survival import kaplan_meier, remaining_time, survival_quantile
+from pipeline.analytics.remaining import remaining_time
+from pipeline.analytics.survival import kaplan_meier, survival_quantile
 
 REPETITIONS = 400
 CASES_PER_REPETITION = 300

@@ -49,7 +49,7 @@ def test_sample_ingest_refresh_stats(tmp_path: Path) -> None:
     [
         (("ingest", "/no/such/folder"), "does not exist"),
         (("stats",), "no statistics have been published"),
-        (("stats", "--format", "xml"), "--format must be table or json"),
+        (("stats", "--format", "xml"), "Invalid value for '--format'"),
     ],
 )
 @pytest.mark.slow

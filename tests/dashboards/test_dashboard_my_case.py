@@ -86,7 +86,7 @@ def test_myuscis_answers_pasted_together_give_the_current_status(published: Path
     text = said(at)
     assert "Form I-485" in text
     assert "ELIS" in text
-    assert "What similar cases suggest" in text
+    assert "Is my wait normal?" in text
     assert "What usually comes next" in text
 
 
@@ -137,11 +137,11 @@ def test_typed_pending_case_gets_chances_with_intervals_and_sample_size(publishe
     at.button(key="case_typed_go").click().run()
     assert not at.exception
     metrics = {m.label: m for m in at.metric}
-    assert set(metrics) == {"Decided within 30 more days", "Decided within 60 more days",
-                            "Decided within 90 more days"}
+    assert set(metrics) == {"Decision within 30 days", "Decision within 60 days",
+                            "Decision within 90 days"}
     assert all(m.value.endswith("%") for m in metrics.values())
-    assert "95% CI" in str(metrics["Decided within 30 more days"].proto.delta)
-    assert "Based on" in said(at) and "cases like yours" in said(at)
+    assert "95% CI" in str(metrics["Decision within 30 days"].proto.delta)
+    assert "Why different n's" in said(at) and "had waited at least 60 days" in said(at)
 
 
 def test_typed_case_without_a_date_is_refused(published: Path) -> None:
@@ -190,4 +190,38 @@ def test_a_status_dated_before_the_receipt_is_refused(published: Path) -> None:
     at.date_input(key="case_stage_date").set_value(received - timedelta(days=1))
     at.button(key="case_typed_go").click().run()
     assert "is before the receipt date" in said(at)
+    assert "Your case, explained" not in said(at)
+
+
+def linked_page(params: dict[str, str]) -> AppTest:
+    """The My case page opened from an answer link."""
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.switch_page("views/my_case.py")
+    at.query_params.update(params)
+    return at.run()
+
+
+def test_an_answer_link_opens_the_answer_card_first(published: Path) -> None:
+    at = linked_page({"form": "I-485", "office": "NBC", "received": "2025-09-15",
+                      "stage": "biometrics"})
+    assert not at.exception
+    text = said(at)
+    assert re.search(r"Your wait is (already longer|shorter) than \d in \d+ similar cases", text) \
+        or "Your wait so far is typical" in text
+    assert "will likely come between" in text
+    assert {m.label for m in at.metric} == {f"Decision within {d} days" for d in (30, 60, 90)}
+    assert "Why different n's" in text
+    assert "Usually next" in text or "No published stage-to-stage time" in text
+    stamp = (published / "published" / "CURRENT").read_text().strip()
+    cite = at.code[0].value
+    assert "n=" in cite and "95% CI" in cite and stamp.split("/")[-1] in cite
+    link = next(m.value for m in at.markdown if "Link to this answer" in m.value)
+    assert "received=2025-09-15" in link and "stage=biometrics" in link
+    assert not at.expander[0].proto.expanded, "the inputs fold away below the answer"
+
+
+def test_a_bad_answer_link_says_so(published: Path) -> None:
+    at = linked_page({"form": "I-485", "office": "NBC", "received": "15/09/2025"})
+    assert not at.exception
+    assert "This link does not describe a case we can read" in said(at)
     assert "Your case, explained" not in said(at)

@@ -138,7 +138,7 @@ def test_processing_times_show_the_published_figures_for_a_filtered_office(publi
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Half decided by"] == f"{expected['median_days']:,.0f} days"
     kinds = [spec.get("layer", [{}])[0].get("mark", {}) for spec in charts(at)]
-    assert len(kinds) == 2, "a survival chart and a histogram"
+    assert len(kinds) == 3, "a survival chart, a histogram and the offices' medians"
 
 
 def test_processing_times_office_rows_and_all_offices_row(published: Path) -> None:
@@ -146,7 +146,7 @@ def test_processing_times_office_rows_and_all_offices_row(published: Path) -> No
     table = at.dataframe[0].value
     assert table["office"][0] == "All offices"
     stats = current_snapshot(Settings(published).published_dir).table("case_stats")
-    offices = stats.filter(pl.col("form_type") == "I-765")["office"].to_list()
+    offices = stats.filter(pl.col("form_type") == "I-765")["office"].unique().to_list()
     assert sorted(table["office"][1:]) == sorted(offices)
 
 
@@ -262,3 +262,30 @@ def test_the_download_zip_is_the_open_data_export_without_case_rows(published: P
     assert suppressed.height > 0, "the sample has groups under k"
     assert suppressed["n_cases"].null_count() == suppressed.height
     assert suppressed["median_days"].null_count() == suppressed.height
+
+
+def test_health_page_says_whether_the_scheduler_is_alive_and_what_is_overdue(
+    published: Path,
+) -> None:
+    from datetime import timedelta
+
+    from pipeline.publish.heartbeat import Deployment, record_scheduled_run, write_heartbeat
+
+    at = open_page("health")
+    assert "No scheduler has run here" in texts(at)
+    now = datetime.now()
+    inbox = Deployment("ingest-inbox/submissions", "inbox", "*/5 * * * *", 300.0)
+    refresh = Deployment("refresh-statistics/statistics", "refresh", "15 * * * *", 3600.0)
+    write_heartbeat(published, [inbox, refresh], now, started_at=now - timedelta(hours=3))
+    record_scheduled_run(published, "inbox", "completed", None, now - timedelta(minutes=2))
+    try:
+        at = open_page("health")
+        assert "The scheduler is running" in texts(at)
+        assert any("refresh-statistics/statistics: overdue" in e.value for e in at.error)
+        assert "ingest-inbox/submissions: on time" in texts(at)
+        write_heartbeat(published, [inbox, refresh], now, started_at=now, stopped=True)
+        assert "The scheduler was stopped" in texts(open_page("health"))
+    finally:
+        import shutil
+
+        shutil.rmtree(published / "scheduler")

@@ -37,7 +37,10 @@ def test_paste_preview_consent_submit_shows_the_code_once(settings: Settings) ->
     at = paste_and_preview(submit_page(), "\n".join(all_kinds()["myuscis"].splitlines()))
     assert not at.exception and not at.error
     cases = at.dataframe[0].value
-    assert cases["form_type"].to_list() == ["I-485"] and cases["current_office"].to_list() == ["NSC"]
+    # plain column names, no raw field names and no "None"
+    assert cases["form"].to_list() == ["I-485"] and cases["office that has it now"].to_list() == ["NSC"]
+    assert not {"pseudonym", "intake_office", "current_office"} & set(cases.columns)
+    assert "None" not in json.dumps(cases.astype(str).values.tolist())
     assert APPLICANT not in json.dumps([str(x.value) for x in at.dataframe])
     assert pending_files(settings.inbox_dir) == []  # a preview writes nothing
     assert at.button(key="submit_send").disabled  # not before consent
@@ -66,7 +69,7 @@ def test_the_typed_form_submits_a_timeline(settings: Settings) -> None:
     at.date_input(key="submit_approved_date").set_value(date(2024, 4, 2))
     at.button(key="submit_typed_preview").click().run()
     events = at.dataframe[1].value
-    assert events["stage"].to_list() == ["received", "approved"]
+    assert events["step"].to_list() == ["received", "approved"]
     code = consent_and_submit(at)
     process_inbox(settings)
     assert lookup_status(settings.inbox_dir, code).state == "received"
@@ -120,3 +123,19 @@ def test_delete_page_explains_a_wrong_code(settings: Settings) -> None:
     at.text_input(key="delete_code").input("TL-0000-0000-0000-0000-0000")
     at.button(key="delete_lookup").click().run()
     assert any("no submission has this deletion code" in e.value for e in at.error)
+
+
+def test_submit_and_delete_carry_the_synthetic_banner_and_delete_asks_first(
+    settings: Settings,
+) -> None:
+    from tests.support.dashboard import publish_sample
+
+    publish_sample(settings.home, n_cases=60)
+    submit = submit_page()
+    assert any("Synthetic sample data" in w.value for w in submit.warning)
+    delete = AppTest.from_file(str(VIEWS / "delete.py"), default_timeout=60).run()
+    assert any("Synthetic sample data" in w.value for w in delete.warning)
+    assert delete.button(key="delete_send").disabled
+    # the confirmation box comes before the button it unlocks
+    order = [getattr(e, "key", None) for e in delete.main]
+    assert order.index("delete_confirm") < order.index("delete_send")

@@ -54,6 +54,9 @@ def test_demo_flow_runs_the_whole_pipeline(settings: Settings) -> None:
     assert refreshed.n_groups > 10
     snapshot = current_snapshot(settings.published_dir)
     assert snapshot.is_synthetic
+    official = snapshot.table("official_comparison")
+    assert official.height > 0, "Official vs community has something to show in the demo"
+    assert official["subtype_info"].str.contains("EXAMPLE").all(), "labelled as example figures"
 
 
 def _published_tables(settings: Settings) -> dict[str, list[tuple[object, ...]]]:

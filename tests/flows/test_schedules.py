@@ -40,7 +40,8 @@ def test_the_default_schedules_poll_daily_take_the_inbox_every_5_minutes_refresh
         "ingest-inbox": ("*/5 * * * *", "UTC"),
         "refresh-statistics": ("15 * * * *", "UTC"),
     }
-    assert {d.name for d in deployments} == {"scheduled"}
+    assert {f"{d.flow_name}/{d.name}" for d in deployments} == {
+        "poll/tracked-receipts", "ingest-inbox/submissions", "refresh-statistics/statistics"}
     assert all(d.concurrency_limit == 1 for d in deployments)
 
 
@@ -141,13 +142,13 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
     serve = subprocess.Popen([timelines_exe(), "serve"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_deployment("refresh-statistics/scheduled", serve)
+        wait_for_deployment("refresh-statistics/statistics", serve)
         with get_client(sync_client=True) as client:
-            poll = client.read_deployment_by_name("poll/scheduled")
+            poll = client.read_deployment_by_name("poll/tracked-receipts")
         assert poll.schedules[0].schedule.cron == "45 4 * * *"
 
-        refresh = run_deployment("refresh-statistics/scheduled", timeout=0)
-        failing = run_deployment("poll/scheduled", timeout=0)  # no USCIS credentials are set
+        refresh = run_deployment("refresh-statistics/statistics", timeout=0)
+        failing = run_deployment("poll/tracked-receipts", timeout=0)  # no USCIS credentials are set
         assert wait_for_final_state(refresh.id).state.is_completed()
         assert wait_for_final_state(failing.id).state.is_failed()
     finally:
@@ -207,8 +208,8 @@ def test_a_sharded_poll_runs_two_processes_under_one_rate_limit(
         serve = subprocess.Popen([timelines_exe(), "serve"], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
         try:
-            wait_for_deployment("poll-sharded/scheduled", serve)
-            parent = run_deployment("poll-sharded/scheduled", timeout=0)
+            wait_for_deployment("poll-sharded/split-between-shards", serve)
+            parent = run_deployment("poll-sharded/split-between-shards", timeout=0)
             assert wait_for_final_state(parent.id).state.is_completed()
         finally:
             serve.send_signal(signal.SIGINT)

@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Secret, Settings
+from pipeline.sources.bulk import BATCH_BYTES
 from pipeline.sources.sample import write_sample
 from tests.jobs.test_ingest_store import table_contents
 from tests.support.cli import timelines_exe
@@ -102,8 +103,8 @@ def alive(pid: int) -> bool:
 def histories(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """42,001 documents in 15 files, read in this order: 7 files of Case Status API answers,
     7 of myUSCIS answers (3,000 each), then one that is not JSON. An ingest reads them in
-    chunks of 20,000 documents and keeps the file it stopped in open while it stores a chunk,
-    so the open file tells from outside how far inside its one transaction it is."""
+    batches (bulk) or chunks of 20,000 documents and keeps the file it stopped in open while
+    it stores one, so the open file tells from outside how far inside its one transaction it is."""
     folder = tmp_path_factory.mktemp("faults") / "histories"
     write_sample(folder, 42_000, seed=17, as_of=AS_OF, per_file=3000)
     (folder / "zz-broken.json").write_text('{"case_status": ')
@@ -119,6 +120,16 @@ def clean_run(histories: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     assert done.returncode == 0, done.stderr
     assert "stored 42000 cases" in done.stdout and "rejected 1" in done.stdout
     return home / "timelines.duckdb"
+
+
+def first_batch_end(folder: Path) -> str:
+    """The JSON-lines file whose lines fill the bulk reader's first batch."""
+    total = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        total += path.stat().st_size
+        if total >= BATCH_BYTES:
+            return path.name
+    raise AssertionError("the histories fill less than one bulk batch")
 
 
 def committed_state(database: Path) -> dict[str, object]:
@@ -143,10 +154,11 @@ def test_an_ingest_killed_inside_its_transaction_then_rerun_equals_one_clean_run
     ingest = subprocess.Popen([timelines_exe(), "ingest", str(histories)], env=child_env(home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # myUSCIS file 7 holds document 40,000: open means the first 20,000 are stored (not
-        # committed) and the second chunk is being prepared
-        wait_for(lambda: "myuscis-synthetic-0007.jsonl" in open_files(ingest.pid) or
-                 ingest.poll() is not None, "the ingest to reach its second chunk")
+        # JSON lines are read in bulk: the file that fills the first batch stays open while
+        # that batch is prepared and stored, inside the one transaction
+        last = first_batch_end(histories)
+        wait_for(lambda: last in open_files(ingest.pid) or
+                 ingest.poll() is not None, "the ingest to store its first batch")
         ingest.send_signal(signal.SIGKILL)
     finally:
         ingest.kill()
@@ -170,12 +182,13 @@ def test_a_killed_pooled_ingest_leaves_no_worker_behind_and_reruns_cleanly(
     tmp_path: Path, histories: Path, clean_run: Path
 ) -> None:
     home = tmp_path / "home"
-    # the ingest job as a flow runs it, forced onto its pool of processes
+    # the per-document path (not the bulk one) forced onto its pool of processes
     code = (
         "import sys\nfrom pathlib import Path\nfrom pipeline.jobs import ingest as ingest_job\nfrom pipeline.jobs import refresh as refresh_job\n"
         "from pipeline.settings import load_settings\n"
         "ingest_job.PARALLEL_MIN_BYTES = 0\n"
-        "ingest_job.ingest(load_settings(), [Path(sys.argv[1])])\n"
+        "files = ingest_job.discover_inputs([Path(sys.argv[1])])\n"
+        "ingest_job.ingest_files(load_settings(), files, bulk=False)\n"
     )
     ingest = subprocess.Popen([sys.executable, "-c", code, str(histories)], env=child_env(home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -135,3 +135,37 @@ def test_the_store_merges_by_the_same_rule(tmp_path: Path) -> None:
         con.close()
     assert row == [(True, "premium", "NIW", date(2021, 1, 20), date(2021, 3, 1))]
     assert conflict.rows_quarantined == 1 and "category NIW" in conflict.rejections[0].reasons[0]
+
+
+def test_a_poll_of_a_pending_case_starts_its_observation_and_later_polls_keep_it() -> None:
+    from pipeline.prepare.merge import observed_by_poll
+
+    first = observed_by_poll(view(), datetime(2021, 3, 1, 9))
+    assert first.tracked_since == date(2021, 3, 1)
+    decided = view(events=[StatusEvent(date(2021, 1, 4), "Case Was Received", "received"),
+                           StatusEvent(date(2021, 6, 1), "Case Was Approved", "approved")])
+    later = observed_by_poll(decided, datetime(2021, 6, 2, 9))
+    assert later.tracked_since is None  # decided at this poll: says nothing about tracking
+    assert merge_two(first, later).tracked_since == date(2021, 3, 1)
+
+
+def test_as_of_dates_json_documents_too(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    pending = {"receipt_number": RECEIPT, "form_type": "I-140", "status": "Case Was Received",
+               "status_date": "2013-01-04", "received_date": "2013-01-04"}
+    (tmp_path / "old.jsonl").write_bytes(orjson.dumps(pending) + b"\n")
+    ingest_job.ingest_files(settings, [tmp_path / "old.jsonl"], as_of=date(2014, 6, 30))
+    con = connect(settings.database_path, read_only=True)
+    try:
+        assert con.execute("SELECT last_checked FROM cases").fetchall() == [(date(2014, 6, 30),)]
+    finally:
+        con.close()
+
+
+def test_the_preview_shows_a_code_it_cannot_name_as_a_dated_other_event() -> None:
+    detail = {"data": {"receiptNumber": "IOE0900000002", "formType": "I-485", "submissionDate": "2024-05-29",
+                       "events": [{"eventCode": "ZZQ9", "eventDateTime": "2024-08-01"}], "notices": []}}
+    shown = preview_submission(orjson.dumps(detail).decode(), key=None, now=datetime(2024, 9, 1))
+    assert {"case": "the case", "date": date(2024, 8, 1), "stage": "other",
+            "title": "Event code ZZQ9 (meaning not known)"} in shown.event_rows()
+    assert any("ZZQ9" in note and "kept as dated 'other' events" in note for note in shown.notes)

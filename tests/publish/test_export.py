@@ -65,7 +65,7 @@ def test_nothing_per_case_leaves(exported: Path, sample_home: Settings) -> None:
 
 def test_suppressed_groups_carry_no_count_and_no_figure(exported: Path) -> None:
     keys = {"grouping", "office_basis", "form_type", "office", "cohort", "segment", "day",
-            "decision_month", "week", "suppressed", "computed_at"}
+            "decision_month", "week", "suppressed", "computed_at", "processing", "category"}
     seen_suppressed = 0
     for name in EXPORTED_TABLES:
         frame = pl.read_parquet(exported / f"{name}.parquet")

@@ -30,6 +30,9 @@ class Case:
     events: list[tuple[int, str]] = field(default_factory=list)
     current_office: str | None = None
     last_modified: datetime | None = None
+    processing: str = "regular"
+    category: str | None = None
+    tracked_days: int | None = None  # came under observation this many days after receipt
 
 
 def store_cases(settings: Settings, cases: list[Case]) -> None:
@@ -44,14 +47,18 @@ def insert_cases(con: duckdb.DuckDBPyConnection, cases: list[Case]) -> None:
     case_rows, event_rows = [], []
     for case in cases:
         seen = datetime.combine(case.received + timedelta(days=case.seen_days), datetime.min.time())
+        tracked = (None if case.tracked_days is None
+                   else case.received + timedelta(days=case.tracked_days))
         case_rows.append((case.case_id, case.form, case.office, case.current_office,
-                          case.received, seen, case.last_modified))
+                          case.received, seen, case.last_modified, case.processing,
+                          case.category, tracked))
         event_rows += [(case.case_id, case.received + timedelta(days=days), stage)
                        for days, stage in [(0, "received"), *case.events]]
     new_cases = pl.DataFrame(case_rows, orient="row", schema={
         "case_id": pl.String, "form_type": pl.String, "intake_office": pl.String,
         "current_office": pl.String, "received_date": pl.Date, "seen": pl.Datetime("us"),
-        "last_modified": pl.Datetime("us")})
+        "last_modified": pl.Datetime("us"), "processing": pl.String, "category": pl.String,
+        "tracked_since": pl.Date})
     new_events = pl.DataFrame(event_rows, orient="row", schema={
         "case_id": pl.String, "event_date": pl.Date, "stage": pl.String})
     con.register("new_cases", new_cases)
@@ -59,9 +66,11 @@ def insert_cases(con: duckdb.DuckDBPyConnection, cases: list[Case]) -> None:
     try:
         con.execute(
             "INSERT INTO cases (case_id, form_type, intake_office, current_office, fiscal_year,"
-            " received_date, premium, sources, first_seen, last_seen, last_modified, synthetic)"
+            " received_date, premium, sources, first_seen, last_seen, last_modified, synthetic,"
+            " processing, category, tracked_since, last_checked)"
             " SELECT case_id, form_type, intake_office, current_office, NULL, received_date,"
-            " false, ['myuscis'], seen, seen, last_modified, false FROM new_cases"
+            " processing = 'premium', ['myuscis'], seen, seen, last_modified, false,"
+            " processing, category, tracked_since, seen::DATE FROM new_cases"
         )
         con.execute("INSERT INTO status_events (case_id, event_date, stage, title, source, run_id)"
                         " SELECT case_id, event_date, stage, stage,"

@@ -43,14 +43,15 @@ def _form(raw: str) -> str:
 
 
 def _office(raw: str | None) -> str | None:
-    from pipeline.receipts import office_of
+    from pipeline.parse.offices import office_code
 
     if raw is None:
         return None
-    code = office_of(raw)
+    code = office_code(raw)
     if code is None:
         raise CliError(f"unknown office {raw!r}: use NSC, TSC, VSC, CSC, NBC, PSC or ELIS "
-                       "(or the receipt prefix: LIN, SRC, EAC, WAC, MSC, YSC, IOE)")
+                       "(or the receipt prefix: LIN, SRC, EAC, WAC, MSC, YSC, IOE, the old "
+                       "codes SSC, ESC, WSC, or a field office code or city: DAL, Dallas)")
     return code
 
 
@@ -78,6 +79,9 @@ def estimate(
         "--today", help="Pretend today is this date (YYYY-MM-DD).")] = None,
     office_basis: Annotated[str, typer.Option(
         "--office-basis", help="intake (receipt prefix) or current office.")] = "intake",
+    processing: Annotated[str, typer.Option(
+        "--processing", help="Your case's processing: regular or premium (only cases of the "
+                             "same type are used).")] = "regular",
     output: FormatOption = "table",
 ) -> None:
     """Cases like mine: chance of a decision within 30/60/90 days and a likely date range."""
@@ -94,6 +98,7 @@ def estimate(
             received=_day(received, "--received"), stage=stage,
             today=_day(today, "--today") if today else date.today(),
             min_group_size=cfg.min_group_size, office_basis=office_basis,
+            processing=processing,
         )
     except ValueError as error:
         raise CliError(str(error)) from error
@@ -101,8 +106,8 @@ def estimate(
         echo_json(result.to_dict() | {"synthetic": snapshot.is_synthetic})
         return
     where = f" at {result.office}" if result.office else ""
-    typer.echo(f"{result.form_type}{where}, received {result.received}, waiting "
-               f"{result.waited_days} days so far")
+    typer.echo(f"{result.form_type}{where} ({result.processing} processing), received "
+               f"{result.received}, waiting {result.waited_days} days so far")
     if snapshot.is_synthetic:
         typer.echo("SYNTHETIC SAMPLE DATA - not real USCIS cases")
     for note in result.notes:
@@ -128,27 +133,28 @@ def import_official(
     output: FormatOption = "table",
 ) -> None:
     """Load official USCIS processing times (months/weeks -> days) to compare with ours."""
-    from pipeline.analytics.official import OfficialImportError, import_official, read_official
-    from pipeline.jobs import refresh as refresh_job
-    from pipeline.store.db import open_store
+    from pipeline.analytics.official import OfficialImportError
+    from pipeline.jobs.official import import_official_times
 
     _check_format(output)
-    cfg = settings()
     try:
-        read = read_official(path)
+        result = import_official_times(settings(), path)
     except OfficialImportError as error:
         raise CliError(f"cannot import: {error}") from error
-    cfg.ensure_home()
-    with open_store(cfg.database_path) as con:
-        result = import_official(con, read)
-    refresh_job.publish(cfg)
+    from pipeline.analytics.official import RANGE_METHODS
+
     if output == "json":
         echo_json({"answers": result.n_answers, "figures": result.n_figures, "new": result.n_new,
                    "updated": result.n_updated, "unchanged": result.n_unchanged,
-                   "skipped": list(result.skipped)})
+                   "skipped": list(result.skipped), "range_methods": dict(result.methods),
+                   "unmatched_categories": list(result.unmatched_categories)})
         return
     typer.echo(f"read {result.n_answers} answers with {result.n_figures} figures: "
                f"{result.n_new} new, {result.n_updated} updated, {result.n_unchanged} unchanged")
+    for method, count in result.methods:
+        typer.echo(f"  {count} figure{'s' if count != 1 else ''}: {RANGE_METHODS[method]}")
+    for category in result.unmatched_categories[:10]:
+        typer.echo(f"  no community category matches {category}: shown without community figures")
     for reason in result.skipped[:20]:
         typer.echo(f"  skipped {reason}")
 
@@ -182,7 +188,7 @@ def _print_rows(rows: list[dict[str, Any]], columns: dict[str, str], title: str,
     for row in rows:
         if row.get("suppressed"):
             keys = [str(row[c] if row[c] is not None else "all") for c in columns
-                    if c in {"segment", "form_type", "office", "decision_month"}]
+                    if c in {"segment", "form_type", "office", "processing", "decision_month"}]
             table.add_row(*keys, f"too few (< {k})", *[""] * (len(columns) - len(keys) - 1))
             continue
         table.add_row(*[
@@ -195,55 +201,81 @@ def _print_rows(rows: list[dict[str, Any]], columns: dict[str, str], title: str,
     Console(width=max(120, Console().width)).print(table)
 
 
-def _published_rows(table: str, form: str | None, office: str | None, sort: list[str]) -> Any:
+ProcessingOption = Annotated[str | None, typer.Option(
+    "--processing", help="regular, premium, or any (both pooled). Default: a regular and a "
+                         "premium row per group, never pooled.")]
+
+
+def _published_rows(table: str, form: str | None, office: str | None, sort: list[str],
+                    processing: str | None = None) -> Any:
     import polars as pl
 
     from pipeline.publish.export import public_table
 
+    if processing not in {None, "regular", "premium", "any"}:
+        raise CliError(f"--processing must be regular, premium or any, not {processing!r}")
     snapshot = _snapshot()
     if not (snapshot.path / f"{table}.parquet").exists():
         raise CliError("the published statistics predate this version: run `timelines refresh`")
     frame = public_table(snapshot, table, settings().min_group_size)
+    if "processing" not in frame.columns:
+        raise CliError("the published statistics predate processing types: run "
+                       "`timelines refresh`")
     if form:
         frame = frame.filter(pl.col("form_type") == _form(form))
     if office:
         frame = frame.filter(pl.col("office") == _office(office))
-    return frame.drop("computed_at").sort(sort, nulls_last=True).to_dicts()
+    wanted = ["regular", "premium"] if processing is None else [processing]
+    frame = frame.filter(pl.col("processing").is_in(wanted))
+    return frame.drop("computed_at").sort([*sort, "processing"], nulls_last=True).to_dicts()
+
+
+def _stale_note(rows: list[dict[str, Any]]) -> None:
+    from pipeline.publish.stats_view import stale_notice
+
+    notice = stale_notice(rows, settings().stale_after_days)
+    if notice:
+        typer.echo(f"note: {notice}")
 
 
 @app.command()
 def stages(
     form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
     office: Annotated[str | None, typer.Option("--office", help="Intake office.")] = None,
+    processing: ProcessingOption = None,
     output: FormatOption = "table",
 ) -> None:
     """Stage-to-stage times: receipt -> biometrics -> interview, RFE -> response -> decision."""
     _check_format(output)
-    rows = _published_rows("stage_stats", form, office, ["form_type", "office", "segment"])
+    rows = _published_rows("stage_stats", form, office, ["form_type", "office", "segment"],
+                           processing)
     if output == "json":
         echo_json(rows)
         return
-    _print_rows(rows, {"form_type": "form", "office": "office", "segment": "from -> to",
-                       "n_cases": "cases", "n_pending": "still waiting",
+    _print_rows(rows, {"form_type": "form", "office": "office", "processing": "processing",
+                       "segment": "from -> to", "n_cases": "cases", "n_pending": "still waiting",
                        "median_days": "median days", "p80_days": "80th pct", "p90_days": "90th pct"},
                 "Days between stages (Kaplan-Meier; cases still waiting count as censored)",
                 settings().min_group_size)
+    _stale_note(rows)
 
 
 @app.command()
 def trends(
     form: Annotated[str | None, typer.Option("--form", help="Form type, e.g. I-485.")] = None,
     office: Annotated[str | None, typer.Option("--office", help="Intake office.")] = None,
+    processing: ProcessingOption = None,
     output: FormatOption = "table",
 ) -> None:
     """Per decision month: cases decided, how long they took, cases still pending at month end."""
     _check_format(output)
     rows = _published_rows("decision_trends", form, office,
-                           ["form_type", "office", "decision_month"])
+                           ["form_type", "office", "decision_month"], processing)
     if output == "json":
         echo_json(rows)
         return
-    _print_rows(rows, {"form_type": "form", "office": "office", "decision_month": "month",
+    _print_rows(rows, {"form_type": "form", "office": "office", "processing": "processing",
+                       "decision_month": "month",
                        "n_decided": "decided", "median_days": "median days",
                        "p80_days": "80th pct", "approval_rate": "approved",
                        "n_pending_end": "pending at month end"},

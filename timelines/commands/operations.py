@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -108,7 +109,6 @@ def serve(
         help="Port of the local Prefect server started when PREFECT_API_URL is not set.")] = 4200,
 ) -> None:
     """Run the schedules (poll daily, inbox every 5 minutes, refresh hourly) until stopped."""
-    import contextlib
 
     cfg = settings()
     cfg.ensure_home()
@@ -118,12 +118,7 @@ def serve(
     api_url = given or f"http://127.0.0.1:{port}/api"
     export_variable("PREFECT_API_URL", api_url)  # before Prefect is imported: it reads it once
 
-    from flows.schedules import (
-        DEPLOYMENT_NAME,
-        ScheduleError,
-        build_deployments,
-        schedules_from_env,
-    )
+    from flows.schedules import ScheduleError, build_deployments, schedules_from_env, served
 
     try:
         schedules = schedules_from_env()
@@ -143,22 +138,67 @@ def serve(
     for deployment in deployments:
         crons = [s.schedule.cron for s in deployment.schedules or []]
         when = ", ".join(str(c) for c in crons) or "no schedule"
-        typer.echo(f"  {deployment.flow_name}/{DEPLOYMENT_NAME:<12} {when:<16} "
-                   f"{deployment.description or ''}")
+        name = f"{deployment.flow_name}/{deployment.name}"
+        typer.echo(f"  {name:<42} {when:<16} {deployment.description or ''}")
     typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
-
-    from prefect import serve as serve_deployments
-
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            serve_deployments(*deployments)
+        run_until_stopped(deployments, cfg.home, served(deployments))
     finally:
         if server is not None:
             server.terminate()
             try:
                 server.wait(timeout=30)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 server.kill()
+                server.wait()
+        typer.echo("stopped: the schedules are paused until `timelines serve` runs again")
+
+
+def run_until_stopped(deployments: list[Any], home: Path, described: list[Any]) -> None:
+    """Serve the deployments, beating the heartbeat, until SIGTERM or SIGINT; then stop cleanly.
+
+    Prefect's own `serve` stops on SIGTERM from a signal handler that cannot await the
+    runner's stop ("coroutine 'Runner.astop' was never awaited"); here the event loop
+    handles both signals and awaits the stop, which pauses the schedules.
+    """
+    import asyncio
+    import signal
+    from datetime import datetime
+
+    from prefect.runner import Runner
+
+    from pipeline.publish.heartbeat import HEARTBEAT_SECONDS, write_heartbeat
+
+    async def main() -> None:
+        runner = Runner(pause_on_shutdown=True)
+        for deployment in deployments:
+            await runner.aadd_deployment(deployment)
+        started_at = datetime.now()
+        running = asyncio.ensure_future(runner.start())
+        await asyncio.sleep(0)  # start() installs its own SIGTERM handler first: replace it
+        loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        def stop() -> None:
+            if not stopping and runner.started:
+                stopping.append(loop.create_task(runner.astop()))
+            elif not runner.started:
+                running.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        try:
+            while not running.done():
+                write_heartbeat(home, described, datetime.now(), started_at)
+                await asyncio.wait({running}, timeout=HEARTBEAT_SECONDS)
+            for task in stopping:
+                await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        finally:
+            write_heartbeat(home, described, datetime.now(), started_at, stopped=True)
+
+    asyncio.run(main())
 
 
 def prefect_api_ready(api_url: str) -> bool:

@@ -1,0 +1,259 @@
+"""The prepare step for bulk JSON lines, in DuckDB: the same funnel as prepare_chunk, faster.
+
+A batch of lines (pipeline.sources.bulk) is parsed, unnested and turned into case and event
+rows in SQL (pipeline.prepare.bulk_sql). What needs our rules rather than SQL is computed in
+Python once per distinct value, with the very functions the parsers use: stage and title of
+each distinct status text (`classify`), dates (`parse_datetime`), form types
+(`normalize_form_type`), offices (`office_of`), yes/no flags (`parse_bool`). Pseudonyms are the same keyed HMAC as
+`pseudonymize`, computed in SQL from the key's inner and outer pads (RFC 2104). The rows are
+then validated by the same pandera schemas (`validate_frames`), and their rejections are made
+by the same `record_rejection`.
+
+A line the SQL cannot vouch for is odd and is handed back as a RawDocument for the
+per-document path, so every line is stored, rejected with the usual reason, or both paths
+agree on it; `tests/prepare/test_bulk.py` checks that both store identical tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.model import CaseRecord, Rejection, StatusEvent
+from pipeline.parse.errors import ParseError
+from pipeline.parse.fields import normalize_form_type, parse_bool, parse_datetime
+from pipeline.prepare import bulk_sql
+from pipeline.prepare.anonymize import PseudonymKey
+from pipeline.prepare.funnel import PreparedChunk, prepare_chunk, record_rejection
+from pipeline.prepare.validate import CASE_COLUMNS, EVENT_COLUMNS, validate_frames
+from pipeline.receipts import OFFICE_ALIASES, office_of
+from pipeline.sources.bulk import BATCH_BYTES, LineBatch, line_batches
+from pipeline.sources.files import RawDocument
+from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
+
+MEMORY_LIMIT = "256MB"
+_BATCH_TABLES = ("docs", "history", "cand", "events0", "ok", "all_events", "ids")
+
+
+@dataclass
+class BulkPrepared:
+    """What the bulk path made of a batch, and the documents it leaves to the per-document path."""
+
+    chunk: PreparedChunk
+    odd: list[RawDocument]
+
+
+def hmac_pads(key: PseudonymKey) -> tuple[bytes, bytes]:
+    """The inner and outer pads of HMAC-SHA256 under this key (RFC 2104)."""
+    secret = key.secret
+    if len(secret) > 64:
+        secret = hashlib.sha256(secret).digest()
+    block = secret.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+class BulkPreparer:
+    """One in-memory DuckDB (a compute engine, not the store) that prepares batch after batch."""
+
+    def __init__(self, key: PseudonymKey, now: datetime, today: date | None = None,
+                 threads: int | None = None) -> None:
+        self.key = key
+        self.now = now
+        self.today = today
+        self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
+        # one batch at a time lives here; the store and the batch's own bytes need the rest
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute("SET preserve_insertion_order = false")
+        if threads is not None:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute(bulk_sql.MACROS)
+        intake = pl.DataFrame({"prefix": [k for k in OFFICE_ALIASES if len(k) == 3],
+                               "office": [v for k, v in OFFICE_ALIASES.items() if len(k) == 3]})
+        _replace(self.con, "intake_offices", intake)
+        _replace(self.con, "stage_rank", pl.DataFrame(
+            {"stage": list(STAGE_ORDER), "rank": list(STAGE_ORDER.values())},
+            schema={"stage": pl.Utf8, "rank": pl.Int32}))
+
+    def close(self) -> None:
+        """Release the in-memory database."""
+        self.con.close()
+
+    def prepare(self, batch: LineBatch) -> BulkPrepared:
+        """Prepare the lines of one batch; odd lines come back for the per-document path."""
+        con = self.con
+        files = pl.DataFrame(
+            {"file": list(range(len(batch.files))),
+             "name": [f.name for f in batch.files],
+             "observed_at": [f.observed_at for f in batch.files]},
+            schema={"file": pl.Int32, "name": pl.Utf8, "observed_at": pl.Datetime("us")},
+        )
+        lines = pl.from_arrow(batch.lines)
+        assert isinstance(lines, pl.DataFrame)
+        # JSON DuckDB reads but orjson refuses (polars' regex engine is the fastest to hand)
+        lines = lines.with_columns(lenient=pl.col("text").str.contains(bulk_sql.LENIENT_JSON))
+        con.register("lines", lines)
+        con.register("files", files)
+        try:
+            con.execute(bulk_sql.render(bulk_sql.DOCS, shape=bulk_sql.SHAPE))
+            con.execute(bulk_sql.HISTORY)
+            self._lookups()
+            year = (self.today or date.today()).year  # two digits above next year are 19xx
+            con.execute(bulk_sql.render(
+                bulk_sql.CASES, on_date=bulk_sql.ON_DATE, any_date=bulk_sql.ANY_DATE,
+                safe=bulk_sql.SAFE_TEXT, received_title=GENERIC_TITLES["received"], max_year=year + 1,
+            ))
+            inner, outer = hmac_pads(self.key)
+            con.execute(_IDS, [outer, inner])
+            cases = _frame(con.sql(_CASES_OUT).pl(), CASE_COLUMNS)
+            events = _frame(con.sql(_EVENTS_OUT).pl(), EVENT_COLUMNS)
+            origins_frame = con.sql(_ORIGINS).pl()
+            odd_rows = con.sql(_ODD).pl()
+        finally:
+            con.unregister("lines")
+            con.unregister("files")
+            for table in _BATCH_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+        origins = dict(zip(origins_frame["case_id"].to_list(), origins_frame["origin"].to_list(), strict=True))
+        odd = list(batch.odd) + _documents(batch, odd_rows)
+        checked = validate_frames(cases, events, self.today)
+        rejections = _rejections(cases, events, checked.reasons, origins)
+        chunk = PreparedChunk(checked.cases, checked.events, rejections, origins, n_documents=cases.height)
+        return BulkPrepared(chunk, odd)
+
+    def _lookups(self) -> None:
+        """Our rules, once per distinct value: status texts, form types, offices, flags."""
+        con = self.con
+        texts = [row[0] for row in con.execute(bulk_sql.DISTINCT_TEXTS).fetchall()]
+        classified = [classify(t) for t in texts]
+        odd_text = pl.Series(texts, dtype=pl.Utf8).str.contains("^" + bulk_sql.NOT_A_STRING + "$")
+        _replace(con, "titles", pl.DataFrame(
+            {"raw": texts, "title": [c[0] for c in classified], "stage": [c[1] for c in classified],
+             "odd": odd_text}, schema={"raw": pl.Utf8, "title": pl.Utf8, "stage": pl.Utf8, "odd": pl.Boolean}))
+        forms_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_FORMS).fetchall()]
+        forms: list[str | None] = []
+        for raw in forms_raw:
+            try:
+                forms.append(normalize_form_type(raw))
+            except ParseError:
+                forms.append("?")  # the parser refuses it: the document is odd
+        _replace(con, "forms", pl.DataFrame({"raw": forms_raw, "form": forms},
+                                            schema={"raw": pl.Utf8, "form": pl.Utf8}))
+        offices_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_OFFICES).fetchall()]
+        _replace(con, "offices", pl.DataFrame({"raw": offices_raw, "office": [office_of(o) for o in offices_raw]},
+                                              schema={"raw": pl.Utf8, "office": pl.Utf8}))
+        stamps_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_STAMPS).fetchall()]
+        stamps: list[datetime | None] = []
+        odd_stamps: list[bool] = []
+        for raw in stamps_raw:
+            try:
+                stamps.append(parse_datetime(raw))
+                odd_stamps.append(False)
+            except ParseError:
+                stamps.append(None)
+                odd_stamps.append(True)
+        _replace(con, "stamps", pl.DataFrame(
+            {"raw": stamps_raw, "ts": stamps, "odd": odd_stamps},
+            schema={"raw": pl.Utf8, "ts": pl.Datetime("us"), "odd": pl.Boolean}))
+        flags_raw = [row[0] for row in con.execute(bulk_sql.DISTINCT_PREMIUM).fetchall()]
+        _replace(con, "flags", pl.DataFrame({"raw": flags_raw, "value": [parse_bool(f) for f in flags_raw]},
+                                            schema={"raw": pl.Utf8, "value": pl.Boolean}))
+
+
+def _replace(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    con.register(f"{name}_frame", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
+    finally:
+        con.unregister(f"{name}_frame")
+
+
+def _frame(frame: pl.DataFrame, schema: dict[str, pl.DataType | type[pl.DataType]]) -> pl.DataFrame:
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+# pseudonymize() in SQL: HMAC-SHA256(key, receipt) = H(outer pad || H(inner pad || receipt))
+_IDS = """
+CREATE OR REPLACE TEMP TABLE ids AS
+SELECT file, line, 'c_' || left(sha256($1::BLOB || unhex(sha256($2::BLOB || receipt::BLOB))), 32) AS case_id
+FROM ok
+"""
+# the case attributes of issue 11 as anonymize_case and to_frames make them for these shapes:
+# no category or tracked_since in them, last_checked = CaseRecord.checked_on
+_CASES_OUT = """
+SELECT case_id, source, form AS form_type, intake_office, current_office,
+       fiscal_year, received_date, premium, observed_at, last_modified, synthetic,
+       NULL::VARCHAR AS category, CASE WHEN premium THEN 'premium' ELSE 'regular' END AS processing,
+       NULL::DATE AS tracked_since, greatest(observed_at::DATE, latest) AS last_checked,
+       false AS received_estimated
+FROM ok JOIN ids USING (file, line)
+LEFT JOIN (SELECT file, line, max(event_date) AS latest FROM all_events GROUP BY ALL) USING (file, line)
+ORDER BY file, line
+"""
+_EVENTS_OUT = """
+SELECT case_id, e.event_date, e.stage, e.title, ok.source
+FROM ok JOIN ids USING (file, line) JOIN all_events e USING (file, line)
+LEFT JOIN stage_rank r ON r.stage = e.stage
+ORDER BY file, line, e.event_date, coalesce(r.rank, 99), e.title
+"""
+_ORIGINS = """
+SELECT case_id, files.name || ':' || ids.line AS origin FROM ids JOIN files USING (file)
+"""
+_ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
+
+
+def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
+    """The odd lines as the RawDocuments the per-document reader would have made of them."""
+    files = batch.files
+    return [
+        RawDocument(f"{files[f].name}:{n}", t.encode(), files[f].observed_at)
+        for f, n, t in zip(rows["file"].to_list(), rows["line"].to_list(),
+                           rows["text"].to_list(), strict=True)
+    ]
+
+
+def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, list[str]],
+                origins: dict[str, str]) -> list[Rejection]:
+    """Rejections of the records validation refused, made exactly as prepare_chunk makes them."""
+    if not reasons:
+        return []
+    wanted = pl.DataFrame({"case_id": list(reasons)}, schema={"case_id": pl.Utf8})
+    by_case: dict[str, list[StatusEvent]] = {}
+    for row in events.join(wanted, on="case_id").iter_rows(named=True):
+        by_case.setdefault(row["case_id"], []).append(
+            StatusEvent(row["event_date"], row["title"], row["stage"]))
+    rejections = []
+    for row in cases.join(wanted, on="case_id").drop("processing", "last_checked").iter_rows(named=True):
+        record = CaseRecord(**row, events=sorted(set(by_case.get(row["case_id"], [])),
+                                                  key=lambda e: event_order(e.event_date, e.stage)))
+        rejections.append(record_rejection(origins[record.case_id], record, reasons[record.case_id]))
+    return rejections
+
+
+def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size: int,
+                today: date | None = None, batch_bytes: int = BATCH_BYTES,
+                observed_at: datetime | None = None) -> Iterator[PreparedChunk]:
+    """Prepared chunks of JSON-lines files: bulk where it can, per document where it cannot.
+
+    Batches follow the files' order, and within a batch the odd lines are prepared after the
+    rest, by `prepare_chunk`, in chunks of `chunk_size`. `observed_at` (ingest --as-of)
+    replaces the files' times, as it does for the per-document path.
+    """
+    if not files:
+        return
+    preparer = BulkPreparer(key, now, today)
+    try:
+        for batch in line_batches(files, batch_bytes, observed_at=observed_at):
+            prepared = preparer.prepare(batch)
+            del batch
+            yield prepared.chunk
+            for start in range(0, len(prepared.odd), chunk_size):
+                yield prepare_chunk(prepared.odd[start:start + chunk_size], key, now, today)
+    finally:
+        preparer.close()

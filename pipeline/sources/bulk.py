@@ -1,0 +1,181 @@
+"""Reading JSON-lines files in bulk: whole blocks of a file split into lines as Arrow columns.
+
+The per-document reader (`pipeline.sources.files.read_documents`) yields one Python object
+per line; at a million lines that is most of an ingest. Here a file is read in large blocks,
+split at newlines with numpy and handed on as an Arrow table that points into the blocks
+(no copy per line), numbered exactly as the per-document reader numbers them: 1-based,
+counting blank lines, which are skipped. A line the bulk reader cannot vouch for (too large,
+not UTF-8) and a file that cannot be read are handed back as RawDocuments, so the
+per-document path gives them the same rejection it always gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.sources.files import LINES_SUFFIXES, MAX_DOCUMENT_BYTES, RawDocument, scrub
+
+BLOCK_BYTES = 16 * 2**20
+BATCH_BYTES = 24 * 2**20
+_BLANK = b" \t\n\r\x0b\x0c"  # what bytes.strip() removes: a line of only these is skipped
+LINE_SCHEMA = pa.schema([("file", pa.int32()), ("line", pa.int32()), ("text", pa.large_string())])
+
+
+
+def _table(members: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(members, np.uint8)] = True
+    return table
+
+
+_BLANK_TABLE = _table(_BLANK)
+
+
+@dataclass(frozen=True, slots=True)
+class LineFile:
+    """A file of a batch: its name as stored (receipts scrubbed) and when it was observed."""
+
+    name: str
+    observed_at: datetime
+
+
+@dataclass
+class LineBatch:
+    """Lines of a few files as one Arrow table, and the documents only Python should read."""
+
+    files: list[LineFile] = field(default_factory=list)
+    blocks: list[pa.RecordBatch] = field(default_factory=list)
+    odd: list[RawDocument] = field(default_factory=list)
+    n_bytes: int = 0
+
+    @property
+    def lines(self) -> pa.Table:
+        """Columns file (index into `files`), line (1-based number), text (the line, newline kept)."""
+        return pa.Table.from_batches(self.blocks, schema=LINE_SCHEMA)
+
+    @property
+    def n_lines(self) -> int:
+        """How many lines the table holds."""
+        return sum(block.num_rows for block in self.blocks)
+
+
+def is_lines_file(path: Path) -> bool:
+    """Tell whether a file holds one document per line (.jsonl, .ndjson)."""
+    return path.suffix.lower() in LINES_SUFFIXES
+
+
+def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
+                 block_bytes: int = BLOCK_BYTES, observed_at: datetime | None = None) -> Iterator[LineBatch]:
+    """Yield the lines of JSON-lines files in batches of about `batch_bytes`, in file order.
+
+    Each file's lines were observed when it was last modified, or at `observed_at` if given.
+    """
+    batch = LineBatch()
+    for path in files:
+        name = scrub(path.name)
+        try:
+            observed = observed_at or datetime.fromtimestamp(path.stat().st_mtime)
+            index = len(batch.files)
+            batch.files.append(LineFile(name, observed))
+            for first_line, block in _blocks(path, block_bytes):
+                _split(block, index, first_line, batch)
+                if batch.n_bytes >= batch_bytes:
+                    yield batch
+                    batch = LineBatch(files=list(batch.files))  # same indices for the next lines
+        except OSError as error:  # unreadable: quarantined with its reason, the rest goes on
+            batch.odd.append(RawDocument(name, b"", datetime.now(), read_error=error.strerror or str(error)))
+    if batch.blocks or batch.odd:
+        yield batch
+
+
+def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Blocks of whole lines of a file, each with the number of its first line."""
+    line = 1
+    carry = b""
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(block_bytes)
+            if not chunk:
+                break
+            data = carry + chunk
+            end = data.rfind(b"\n") + 1
+            if end == 0:
+                carry = data  # one line longer than a block: keep reading
+                continue
+            block, carry = data[:end], data[end:]
+            yield line, block
+            line += block.count(b"\n")
+    if carry:
+        yield line, carry
+
+
+def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> None:
+    """Split one block at newlines into the batch's table; odd lines become RawDocuments."""
+    raw = np.frombuffer(block, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    ends = newlines + 1
+    if ends.size == 0 or ends[-1] != raw.size:
+        ends = np.append(ends, raw.size)
+    starts = np.concatenate(([0], ends[:-1]))
+    numbers = np.arange(first_line, first_line + starts.size, dtype=np.int64)
+    lengths = ends - starts
+    keep = np.ones(starts.size, dtype=bool)
+    # a line is blank when strip() leaves nothing: only lines that start with a blank can be
+    first = raw[starts[lengths > 0]]
+    maybe_blank = np.flatnonzero(lengths == 0)
+    starts_blank = np.flatnonzero(lengths > 0)[_BLANK_TABLE[first]]
+    for i in np.concatenate((maybe_blank, starts_blank)):
+        if not block[starts[i]:ends[i]].strip():
+            keep[i] = False
+    observed = batch.files[file_index].observed_at
+    name = batch.files[file_index].name
+    for i in np.flatnonzero(keep & (lengths > MAX_DOCUMENT_BYTES)):
+        batch.odd.append(RawDocument(f"{name}:{numbers[i]}", block[starts[i]:ends[i]], observed))
+        keep[i] = False
+    starts, ends, numbers = starts[keep], ends[keep], numbers[keep]
+    if starts.size == 0:
+        return
+    text = _strings(block, starts, ends)
+    if text is None:  # some line is not UTF-8: find it, hand it to the per-document path
+        good = np.ones(starts.size, dtype=bool)
+        for i in range(starts.size):
+            try:
+                block[starts[i]:ends[i]].decode("utf-8")
+            except UnicodeDecodeError:
+                good[i] = False
+                batch.odd.append(RawDocument(f"{name}:{numbers[i]}", block[starts[i]:ends[i]], observed))
+        starts, ends, numbers = starts[good], ends[good], numbers[good]
+        text = _strings(block, starts, ends) if starts.size else None
+        if text is None:
+            return
+    batch.blocks.append(pa.record_batch(
+        [pa.array(np.full(starts.size, file_index, dtype=np.int32)),
+         pa.array(numbers.astype(np.int32)), text],
+        schema=LINE_SCHEMA,
+    ))
+    batch.n_bytes += int((ends - starts).sum())
+
+
+def _strings(block: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array | None:
+    """The lines as one Arrow string array over the block's bytes, or None if one is not UTF-8."""
+    if np.array_equal(starts[1:], ends[:-1]):
+        offsets = np.append(starts, ends[-1]).astype(np.int64)
+        data = pa.py_buffer(block)
+    else:  # skipped lines in between: copy the kept ones together
+        pieces = [block[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        joined = b"".join(pieces)
+        offsets = np.concatenate(([0], np.cumsum(ends - starts))).astype(np.int64)
+        data = pa.py_buffer(joined)
+    array = pa.LargeStringArray.from_buffers(starts.size, pa.py_buffer(offsets.tobytes()), data)
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return array
+
