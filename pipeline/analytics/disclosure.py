@@ -52,8 +52,10 @@ GROUP_RELATIONS: tuple[Relation, ...] = (
     # processing 'any' = regular + premium; all categories = the sum of the categories
     Relation(pl.col("processing") == "any", pl.col("processing").is_in(["regular", "premium"]),
              ("grouping", "office_basis", "form_type", "office", "cohort"), ("processing",)),
-    Relation(pl.col("category") == "all categories", pl.col("category") != "all categories",
-             ("grouping", "office_basis", "form_type", "office", "cohort"), ("category",)),
+    # a form x office row pools the categories of its per-category rows (and the form's too)
+    *(Relation((grouping == "office") & (basis == b), (grouping == "category") & (basis == b),
+               ("form_type", "office"), ("category",)) for b in ("intake", "current")),
+    Relation(grouping == "form", grouping == "form_category", ("form_type",), ("category",)),
 )
 OFFICE_TOTALS: dict[str, tuple[str, ...]] = {
     "stage_stats": ("segment", "form_type"),

@@ -57,10 +57,13 @@ def test_export_processing_times_minus_its_parts_reveals_nothing(
     parse = [{**r, "suppressed": r["suppressed"] == "true",
               **{c: int(r[c]) if r[c] else 0 for c in ("n_cases", "n_decided", "n_pending")}}
              for r in rows]
+    kinds = {r.get("processing", "") for r in parse}
     for basis in ("intake", "current"):
-        [total] = [r for r in parse if r["grouping"] == "form"]
-        parts = [r for r in parse if r["grouping"] == "office" and r["office_basis"] == basis]
-        _no_reveal(_with_outcomes([total])[0], _with_outcomes(parts))
+        for kind in kinds:
+            [total] = [r for r in parse if r["grouping"] == "form" and r.get("processing", "") == kind]
+            parts = [r for r in parse if r["grouping"] == "office" and r["office_basis"] == basis
+                     and r.get("processing", "") == kind]
+            _no_reveal(_with_outcomes([total])[0], _with_outcomes(parts))
 
 
 def test_dashboard_all_offices_row_minus_offices_reveals_nothing(

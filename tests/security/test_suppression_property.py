@@ -27,6 +27,7 @@ case = st.tuples(
     st.sampled_from(["NSC", "TSC", "VSC", "NBC"]), st.sampled_from(MONTHS),
     st.integers(1, 400), st.sampled_from(["approved", "denied", "pending", "withdrawn"]),
     st.booleans(), st.booleans(), st.integers(0, 6),
+    st.sampled_from(["regular", "premium"]), st.sampled_from(["E21", "E11", None]),
 )
 
 
@@ -34,12 +35,13 @@ SCHEMA = {"form_type": pl.String, "intake_office": pl.String, "current_office": 
           "received_month": pl.Date, "decision_month": pl.Date, "outcome": pl.String,
           "duration_days": pl.Int64, "decided": pl.Boolean, "had_rfe": pl.Boolean,
           "transferred": pl.Boolean, "synthetic": pl.Boolean, "contributor": pl.String,
-          "verified": pl.Boolean}
+          "verified": pl.Boolean, "processing": pl.String, "category": pl.String}
 
 
 def _durations(rows: list[tuple[object, ...]]) -> pl.DataFrame:
     records = []
-    for i, (form, intake, current, month, days, outcome, rfe, moved, team) in enumerate(rows):
+    for i, (form, intake, current, month, days, outcome, rfe, moved, team, processing,
+            category) in enumerate(rows):
         records.append({
             "form_type": form, "intake_office": intake,
             "current_office": current if moved else intake, "received_month": month,
@@ -49,6 +51,7 @@ def _durations(rows: list[tuple[object, ...]]) -> pl.DataFrame:
             "transferred": bool(moved and current != intake), "synthetic": False,
             # team 0: a case of its own; 1..6: self-reported cases of one of six submissions
             "contributor": f"c{i}" if team == 0 else f"s{team}", "verified": team == 0,
+            "processing": processing, "category": category,
         })
     return pl.DataFrame(records, schema=SCHEMA)
 
