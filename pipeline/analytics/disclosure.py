@@ -190,9 +190,7 @@ def apply_publication_rules(
         con, "SELECT * FROM case_durations WHERE provenance = 'verified'")
     verified = grouped_statistics(verified_cases, k, computed_at)
     verified = apply_group_rules(verified, cases.filter(pl.col("verified")), k, max_share)
-    con.register("verified_rows", verified)
-    try:
-        con.execute("CREATE OR REPLACE TABLE group_stats_verified AS SELECT * FROM verified_rows")
-    finally:
-        con.unregister("verified_rows")
+    # the same columns as group_stats, whatever another analysis added to it
+    con.execute("CREATE OR REPLACE TABLE group_stats_verified AS SELECT * FROM group_stats LIMIT 0")
+    _write(con, "group_stats_verified", verified)
     return int(groups["suppressed"].sum()) if groups.height else 0
