@@ -15,6 +15,7 @@ demo: setup  ## synthetic sample -> Prefect flows -> DuckDB -> dashboard on http
 
 test: setup  ## everything CI runs: lint, types, the whole test suite with the real browser
 	./scripts/install-browser.sh
+	./scripts/install-postgres.sh
 	$(UV) run ruff check .
 	$(UV) run mypy
 	$(UV) run pytest -q

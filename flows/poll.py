@@ -1,15 +1,15 @@
 """The `poll` flow: ask the Case Status API about every opted-in receipt that is due.
 
-A thin recipe over `pipeline.jobs.poll`. Only the fetch task retries (the network is the flaky
-part); parsing, anonymizing, validating and storing do not. No task persists its result, so
-receipt numbers never reach Prefect's storage; task parameters are not recorded by Prefect.
-`timelines serve` runs it on a schedule (flows/schedules.py).
+A thin recipe over `pipeline.jobs.poll.run_poll` (the same job `timelines poll` runs): the
+flow only wraps the network step in a task that retries when the API stops answering (not on
+a bug or bad credentials), and publishes through the refresh flow's task. No task persists
+its result, so receipt numbers never reach Prefect's storage. `timelines serve` runs it on a
+schedule (flows/schedules.py); Prefect workers run its deployment (docs/operations.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -19,14 +19,17 @@ from prefect.cache_policies import NO_CACHE
 from flows.progress import poll_progress
 from flows.refresh import publish_snapshot
 from pipeline.jobs import poll as polling
-from pipeline.prepare.anonymize import key_of
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.sources.uscis.client import ApiSettings, Secret, api_settings_from_env
-from pipeline.sources.uscis.registry import PollSchedule, Registry, registry_path
+from pipeline.sources.uscis.registry import open_registry
 
 ENV_FETCH_RETRY_DELAYS = "TIMELINES_POLL_FETCH_RETRY_DELAYS"  # seconds, e.g. "30,120"
 FETCH_RETRY_DELAYS_S = [30, 120]
 DEMO_CONSENT_VERSION = "demo"
+
+
+class PollFailed(RuntimeError):
+    """The poll stopped on a problem the operator must look at (credentials, API down)."""
 
 
 def _retry_when_down(task: Any, task_run: Any, state: Any) -> bool:
@@ -38,64 +41,6 @@ def _retry_when_down(task: Any, task_run: Any, state: Any) -> bool:
     except Exception:
         return False
     return False
-
-
-@task(cache_policy=NO_CACHE, persist_result=False)
-def select_due(
-    schedule: PollSchedule, now: datetime, force: bool, limit: int | None, rate: int
-) -> polling.PollBatch:
-    """Claim the receipts that are due in the registry."""
-    return polling.select_due_receipts(
-        load_settings(), schedule, now=now, force=force, limit=limit, requests_per_second=rate
-    )
-
-
-@task(
-    retries=len(FETCH_RETRY_DELAYS_S),
-    retry_delay_seconds=FETCH_RETRY_DELAYS_S,
-    retry_condition_fn=_retry_when_down,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def fetch(
-    api: ApiSettings, batch: polling.PollBatch, progress: polling.FetchProgress, show_progress: bool
-) -> polling.FetchProgress:
-    """Fetch every claimed receipt's status; a retry resumes where the last attempt stopped."""
-    with poll_progress(show_progress) as on_progress:
-        return polling.fetch_answers(load_settings(), api, batch, progress, on_progress=on_progress)
-
-
-@task(cache_policy=NO_CACHE, persist_result=False)
-def prepare(progress: polling.FetchProgress, synthetic: bool, now: datetime) -> polling.PreparedPoll:
-    """Parse, anonymize and validate the answers (no retries: a retry would repeat a bug)."""
-    key = key_of(load_settings())
-    return polling.prepare_answers(progress, key, synthetic=synthetic, now=now)
-
-
-@task(cache_policy=NO_CACHE, persist_result=False)
-def store(
-    prepared: polling.PreparedPoll,
-    progress: polling.FetchProgress,
-    started_at: datetime,
-    api: str,
-    message: str,
-) -> polling.StoredPoll:
-    """Merge answers, observations, outcomes and traffic in one transaction."""
-    return polling.store_poll(
-        load_settings(), prepared, progress, started_at=started_at, api=api, message=message
-    )
-
-
-@task(cache_policy=NO_CACHE, persist_result=False)
-def record_outcomes(
-    batch: polling.PollBatch, prepared: polling.PreparedPoll, schedule: PollSchedule
-) -> None:
-    """Write each receipt's outcome and next due time to the registry."""
-    polling.record_outcomes(load_settings(), batch, prepared, schedule)
-
-
-class PollFailed(RuntimeError):
-    """The poll stopped on a problem the operator must look at (credentials, API down)."""
 
 
 def fetch_retry_delays(env: Mapping[str, str]) -> list[int]:
@@ -112,35 +57,24 @@ def fetch_retry_delays(env: Mapping[str, str]) -> list[int]:
     return delays
 
 
-def poll_steps(
-    api: ApiSettings, *, force: bool, limit: int | None, show_progress: bool
+def run_poll_in_flow(
+    settings: Settings, api: ApiSettings, *, force: bool, limit: int | None, show_progress: bool
 ) -> polling.PollSummary:
-    """Run the poll's tasks in order (inside a flow); raise PollFailed after storing a problem."""
-    settings = load_settings()
-    schedule = polling.schedule_from_env(settings.env)
-    label = polling.api_label(api.base_url)
-    now = datetime.now()
-    batch = select_due(schedule, now, force, limit, api.requests_per_second)
-    progress = polling.FetchProgress()
-    if not batch.receipts:
-        summary = polling.summarize(label, batch, progress, None, None)
-        print(summary.describe())
-        return summary
-    try:
-        # ServiceDown is recorded in progress.problem; what was fetched is still stored.
-        with suppress(polling.ServiceDown):
-            delays = fetch_retry_delays(settings.env)
-            retried = fetch.with_options(retries=len(delays), retry_delay_seconds=delays)
-            retried(api, batch, progress, show_progress)
-        prepared = prepare(progress, polling.answers_are_synthetic(label), now)
-        message = polling.summarize(label, batch, progress, prepared, None).describe()
-        stored = store(prepared, progress, now, label, message)
-        record_outcomes(batch, prepared, schedule)
-    finally:
-        with Registry(registry_path(load_settings().home)) as registry:
-            registry.release(batch.claim_id)
-    publish_snapshot()
-    summary = polling.summarize(label, batch, progress, prepared, stored)
+    """Run the poll job with its fetch step as a retried task; raise PollFailed on a problem."""
+    delays = fetch_retry_delays(settings.env)
+    fetch_task = task(
+        name="fetch-and-store",
+        retries=len(delays),
+        retry_delay_seconds=delays,
+        retry_condition_fn=_retry_when_down,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+    with poll_progress(show_progress) as on_progress:
+        summary = polling.run_poll(
+            settings, api, force=force, limit=limit, on_progress=on_progress,
+            wrap_fetch=fetch_task, publish=lambda _: publish_snapshot(),
+        )
     print(summary.describe())
     if summary.problem:
         raise PollFailed(summary.problem)
@@ -152,7 +86,9 @@ def poll_flow(
     force: bool = False, limit: int | None = None, show_progress: bool = False
 ) -> polling.PollSummary:
     """Poll the Case Status API for the tracked receipts that are due (all with force)."""
-    return poll_steps(api_settings_from_env(load_settings().env), force=force, limit=limit, show_progress=show_progress)
+    settings = load_settings()
+    api = api_settings_from_env(settings.env)
+    return run_poll_in_flow(settings, api, force=force, limit=limit, show_progress=show_progress)
 
 
 @flow(name="demo-poll", log_prints=True)
@@ -172,11 +108,11 @@ def demo_poll_flow() -> polling.PollSummary:
             base_url=server.base_url,
             requests_per_second=10,
         )
-        with Registry(registry_path(settings.ensure_home())) as registry:
+        with open_registry(settings.ensure_home(), settings.env) as registry:
             registry.add(
                 sorted(load_sandbox_receipts()),
                 now=datetime.now(),
                 consent_version=DEMO_CONSENT_VERSION,
             )
         print(f"polling the sandbox emulator at {server.base_url}")
-        return poll_steps(api, force=False, limit=None, show_progress=False)
+        return run_poll_in_flow(settings, api, force=False, limit=None, show_progress=False)

@@ -14,6 +14,7 @@ from dashboards.formatting import age, percent, when
 from pipeline.publish.heartbeat import scheduler_health
 from pipeline.publish.reader import Snapshot
 from pipeline.sources.uscis.client import ENV_QUOTA, ENV_ZONE
+from pipeline.sources.uscis.ratelimit import DEFAULT_QUOTA, DEFAULT_ZONE
 from pipeline.sources.uscis.traffic_report import production_readiness, traffic_table
 
 
@@ -164,12 +165,12 @@ def _quota(traffic: pl.DataFrame) -> None:
 
 def _configured_quota() -> int | None:
     """The daily quota configured for the poller (the default 1,000; None when unreadable)."""
-    raw = data.app_settings().env.get(ENV_QUOTA, "").strip() or "1000"
+    raw = data.app_settings().env.get(ENV_QUOTA, "").strip() or str(DEFAULT_QUOTA)
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 def _quota_day() -> date:
-    zone = data.app_settings().env.get(ENV_ZONE, "").strip() or "America/New_York"
+    zone = data.app_settings().env.get(ENV_ZONE, "").strip() or DEFAULT_ZONE
     try:
         return datetime.now(ZoneInfo(zone)).date()
     except (ZoneInfoNotFoundError, ValueError):

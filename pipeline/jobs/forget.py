@@ -17,7 +17,7 @@ from pipeline.jobs.refresh import refresh_and_publish
 from pipeline.prepare.anonymize import key_of, pseudonymize
 from pipeline.receipts import normalize_receipt
 from pipeline.settings import Settings
-from pipeline.sources.uscis.registry import Registry, registry_path
+from pipeline.sources.uscis.registry import open_registry
 from pipeline.store.db import first_row, open_store, transaction
 
 
@@ -61,7 +61,7 @@ def forget_receipt(settings: Settings, receipt: str) -> Forgotten:
     canonical = normalize_receipt(receipt)
     settings.ensure_home()
     # The registry first: a poll that is running then drops this case before storing it.
-    with Registry(registry_path(settings.home)) as registry:
+    with open_registry(settings.home, settings.env) as registry:
         was_tracked = registry.remove(canonical)
     case_id = pseudonymize(canonical, key_of(settings))
     if not settings.database_path.exists():

@@ -1,5 +1,8 @@
-"""What a poll found, stored: parse, anonymize and validate the answers, merge them into the
-analytics database in one transaction, record each receipt's outcome, summarize the run.
+"""What a poll found, stored: parse, anonymize and validate the answers, merge each batch into
+the analytics database in one small transaction, record each receipt's outcome, summarize.
+
+A poll stores what it has every few seconds (`PollRun` keeps the run's one row in ingest_runs
+up to date), opening the database only for that moment so other flows are not locked out.
 
 Everything written to the database is keyed by the case's pseudonym, never the receipt number;
 the registry gets each receipt's outcome and next due time.
@@ -8,7 +11,7 @@ the registry gets each receipt's outcome and next due time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -32,17 +35,17 @@ from pipeline.sources.uscis.registry import (
     NOT_FOUND,
     OK,
     QUOTA,
+    Claim,
     PollRecord,
     PollSchedule,
     Registry,
-    registry_path,
 )
 from pipeline.stages import TERMINAL_STAGES, event_order
 from pipeline.store.db import open_store, transaction
 from pipeline.store.load import LoadResult, next_run_id, record_failed_run, record_run, store_chunk
 
 if TYPE_CHECKING:
-    from pipeline.sources.uscis.fetch import FetchProgress, PollBatch
+    from pipeline.sources.uscis.fetch import FetchProgress
 
 FLOW_NAME: Final = "poll"
 ORIGIN: Final = "Case Status API poll"
@@ -58,6 +61,9 @@ class PollOutcome:
     http_status: int | None
     reason: str | None
     decided_on: date | None = None
+    form_type: str | None = None
+    stage: str | None = None
+    stage_since: date | None = None
 
 
 @dataclass
@@ -105,7 +111,9 @@ def prepare_answers(
         events = sorted(case.events, key=lambda e: event_order(e.event_date, e.stage))
         decisions = [e.event_date for e in events if e.stage in TERMINAL_STAGES]
         outcomes[receipt] = PollOutcome(
-            case_id, answer.fetched_at, OK, 200, None, min(decisions) if decisions else None
+            case_id, answer.fetched_at, OK, 200, None, min(decisions) if decisions else None,
+            case.form_type, events[-1].stage if events else None,
+            events[-1].event_date if events else None,
         )
         observations.append(
             {
@@ -155,45 +163,83 @@ class StoredPoll:
     n_rejected: int
 
 
+@dataclass
+class PollRun:
+    """One poll run as ingest_runs shows it, stored batch by batch under one run id."""
+
+    started_at: datetime
+    api: str
+    run_id: int | None = None
+    result: LoadResult | None = None
+    updated_cases: set[str] = field(default_factory=set)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    requests: Counter[int] = field(default_factory=Counter)
+
+    def stored(self) -> StoredPoll | None:
+        """Return what the run has stored so far (None before its first batch)."""
+        if self.run_id is None or self.result is None:
+            return None
+        return StoredPoll(
+            self.run_id,
+            self.result.n_new_cases,
+            self.result.n_new_events,
+            len(self.updated_cases),
+            self.result.n_rejected,
+        )
+
+
 def store_poll(
     settings: Settings,
     prepared: PreparedPoll,
     progress: FetchProgress,
+    run: PollRun,
     *,
-    started_at: datetime,
-    api: str,
+    still_tracked: Callable[[], set[str]],
     message: str,
 ) -> StoredPoll:
-    """Merge the answers, observations, outcomes and traffic in one transaction."""
+    """Merge one batch of answers, observations, outcomes and traffic in one transaction."""
     settings.ensure_home()
     with open_store(settings.database_path) as con:
         # Checked while holding the database: a `track remove` that ran meanwhile wins.
-        with Registry(registry_path(settings.home)) as registry:
-            still_tracked = registry.receipts()
-        outcomes = {r: o for r, o in prepared.outcomes.items() if r in still_tracked}
+        tracked = still_tracked()
+        outcomes = {r: o for r, o in prepared.outcomes.items() if r in tracked}
         kept = pl.Series("case_id", [o.case_id for o in outcomes.values()], dtype=pl.String)
         chunk = _only_cases(prepared.chunk, kept)
-        run_id = next_run_id(con)
-        result = LoadResult(run_id)
+        if run.run_id is None:
+            run.run_id, run.result = next_run_id(con), LoadResult(0)
+            run.result.run_id = run.run_id
+        assert run.result is not None
+        before = _copy(run.result)
         try:
             with transaction(con):
                 new_by_case = _new_events_by_case(con, chunk.events)
-                store_chunk(con, chunk, run_id, result, provenance="verified")
+                store_chunk(con, chunk, run.run_id, run.result, provenance="verified")
                 record_observations(
                     con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
                 )
-                _insert_outcomes(con, run_id, outcomes.values(), new_by_case)
-                _add_traffic(con, api, progress.traffic)
-                record_run(con, run_id, FLOW_NAME, started_at, result, message=message)
+                _insert_outcomes(con, run.run_id, outcomes.values(), new_by_case)
+                _add_traffic(con, run.api, progress.traffic)
+                record_run(con, run.run_id, FLOW_NAME, run.started_at, run.result,
+                           message=message)
         except BaseException as error:
-            record_failed_run(con, run_id, FLOW_NAME, started_at, f"{type(error).__name__}: {error}")
+            run.result = before
+            record_failed_run(
+                con, run.run_id, FLOW_NAME, run.started_at, f"{type(error).__name__}: {error}"
+            )
             raise
-    return StoredPoll(
-        run_id,
-        result.n_new_cases,
-        result.n_new_events,
-        sum(1 for n in new_by_case.values() if n),
-        result.n_rejected,
+    run.updated_cases |= {case_id for case_id, n in new_by_case.items() if n}
+    run.outcomes.update(o.outcome for o in prepared.outcomes.values())
+    for (_, _, status), n in progress.traffic.items():
+        run.requests[status] += n
+    stored = run.stored()
+    assert stored is not None
+    return stored
+
+
+def _copy(result: LoadResult) -> LoadResult:
+    return LoadResult(
+        result.run_id, result.n_read, result.n_stored, result.n_new_cases,
+        result.n_new_events, list(result.rejections),
     )
 
 
@@ -248,19 +294,16 @@ def _add_traffic(con: duckdb.DuckDBPyConnection, api: str, traffic: Counter[tupl
         )
 
 
-def record_outcomes(
-    settings: Settings, batch: PollBatch, prepared: PreparedPoll, schedule: PollSchedule
-) -> None:
-    """Write each receipt's outcome and next due time to the registry; free the rest."""
-    with Registry(registry_path(settings.home)) as registry:
-        registry.record_polls(
-            (
-                PollRecord(receipt, o.polled_at, o.outcome, o.reason, o.decided_on)
-                for receipt, o in prepared.outcomes.items()
-            ),
-            schedule,
-        )
-        registry.release(batch.claim_id)
+def record_outcomes(registry: Registry, prepared: PreparedPoll, schedule: PollSchedule) -> None:
+    """Write each receipt's outcome, stage and next due time to the registry (freeing it)."""
+    registry.record_polls(
+        (
+            PollRecord(receipt, o.polled_at, o.outcome, o.reason, o.decided_on,
+                       o.form_type, o.stage, o.stage_since)
+            for receipt, o in prepared.outcomes.items()
+        ),
+        schedule,
+    )
 
 
 @dataclass(frozen=True)
@@ -279,6 +322,9 @@ class PollSummary:
     n_updated_cases: int = 0
     quota_resets_at: datetime | None = None
     problem: str | None = None
+    server: str = "the Case Status API"
+    n_claimed: int | None = None  # fewer than n_due when the day's quota or --limit cut them
+    stopped_by: str | None = None  # "SIGTERM", "SIGINT": the run stopped early, stored its part
 
     @property
     def n_polled(self) -> int:
@@ -298,7 +344,12 @@ class PollSummary:
                 f"; {self.n_new_events} new events in {self.n_updated_cases} cases, "
                 f"{self.n_new_cases} new cases"
             )
-        if self.quota_resets_at is not None:
+        if self.stopped_by is not None:
+            text += (
+                f". Stopped by {self.stopped_by}: the answers received were stored; "
+                f"{self.n_left} receipts were released and stay due"
+            )
+        elif self.quota_resets_at is not None:
             text += (
                 f". The daily quota is spent: it resets at "
                 f"{self.quota_resets_at:%Y-%m-%d %H:%M %Z}; {self.n_left} receipts wait for the "
@@ -310,23 +361,23 @@ class PollSummary:
 
 
 def summarize(
+    server: str,
     api: str,
-    batch: PollBatch,
+    claim: Claim,
     progress: FetchProgress,
-    prepared: PreparedPoll | None,
-    stored: StoredPoll | None,
+    run: PollRun | None,
+    stopped_by: str | None = None,
 ) -> PollSummary:
     """Put together what the run did."""
-    outcomes = Counter(o.outcome for o in prepared.outcomes.values()) if prepared else Counter()
-    requests: Counter[int] = Counter()
-    for (_, _, status), n in progress.traffic.items():
-        requests[status] += n
+    outcomes = run.outcomes if run is not None else Counter()
+    requests = run.requests if run is not None else Counter()
+    stored = run.stored() if run is not None else None
     return PollSummary(
         api=api,
-        n_tracked=batch.n_tracked,
-        n_due=len(batch.receipts),
+        n_tracked=claim.n_tracked,
+        n_due=max(claim.n_due, len(claim.receipts)),
         outcomes={name: outcomes[name] for name in (OK, NOT_FOUND, INVALID, ERROR, QUOTA)},
-        n_left=len(batch.receipts) - len(progress.answers) - len(progress.failures),
+        n_left=max(claim.n_due, len(claim.receipts)) - sum(outcomes.values()),
         requests=dict(sorted(requests.items())),
         run_id=stored.run_id if stored else None,
         n_new_cases=stored.n_new_cases if stored else 0,
@@ -334,4 +385,7 @@ def summarize(
         n_updated_cases=stored.n_updated_cases if stored else 0,
         quota_resets_at=progress.quota_resets_at,
         problem=progress.problem,
+        server=server,
+        n_claimed=len(claim.receipts),
+        stopped_by=stopped_by,
     )

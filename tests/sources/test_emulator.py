@@ -329,6 +329,7 @@ def _poll(base_url: str, db_path: str, receipts: list[str], start: Any, out: Any
         base_url=base_url,
         requests_per_second=5,
         backoff_base_s=0.05,
+        pacing_margin_ms=25.0,  # about sharing one budget, not how thin the margin may be
     )
     statuses: list[int] = []
     with (

@@ -142,7 +142,7 @@ def test_a_claimed_receipt_is_not_claimed_twice_until_released_or_expired(
     registry.add(["EAC9999103403", "EAC9999103404"], now=T0)
     with Registry(registry_path(settings.home)) as other_process:
         first = registry.claim_due(now=T0, schedule=SCHEDULE, limit=1, lease=timedelta(minutes=5))
-        second = other_process.claim_due(now=T0, schedule=SCHEDULE)
+        second = other_process.claim_due(now=T0, schedule=SCHEDULE, lease=timedelta(minutes=10))
         assert first.receipts == ["EAC9999103403"] and second.receipts == ["EAC9999103404"]
         assert other_process.claim_due(now=T0, schedule=SCHEDULE).receipts == []
         expired = T0 + timedelta(minutes=6)

@@ -146,6 +146,8 @@ def harness() -> Iterator[MakeHarness]:
         http = build_http_client(BASE, transport=httpx.MockTransport(api))
         opened.append(http)
         responses: list[tuple[str | None, int, float]] = []
+        # Pacing off unless asked for: these tests count the back-off sleeps exactly.
+        settings.setdefault("min_interval_ms", 0.0)
         client = CaseStatusClient(
             http,
             make_settings(**settings),
@@ -161,11 +163,21 @@ def harness() -> Iterator[MakeHarness]:
         http.close()
 
 
-def test_settings_come_from_the_environment_with_sandbox_defaults() -> None:
+def test_settings_come_from_the_environment_with_the_official_production_limits() -> None:
     settings = api_settings_from_env({"USCIS_CLIENT_ID": "id", "USCIS_CLIENT_SECRET": "secret"})
     assert settings.base_url == "https://api-int.uscis.gov"
-    assert (settings.requests_per_second, settings.daily_quota) == (10, 1000)
-    assert settings.quota_reset_zone == "America/New_York"
+    # developer.uscis.gov's production page: 10 per second, 10,000 a day, reset midnight GMT
+    assert (settings.requests_per_second, settings.daily_quota) == (10, 10_000)
+    assert settings.quota_reset_zone == "GMT"
+    assert settings.rate_policy().interval_s == pytest.approx(0.102)  # 1/rate + 2 ms
+    assert settings.max_in_flight >= 3  # 250 ms answers need 3 in flight to reach 10/s
+    tuned = api_settings_from_env({"USCIS_CLIENT_ID": "id", "USCIS_CLIENT_SECRET": "secret",
+                                   "USCIS_API_MIN_INTERVAL_MS": "250",
+                                   "USCIS_API_MAX_IN_FLIGHT": "2"})
+    assert (tuned.rate_policy().interval_s, tuned.max_in_flight) == (0.25, 2)
+    with pytest.raises(SettingsError, match="USCIS_API_MAX_IN_FLIGHT"):
+        api_settings_from_env({"USCIS_CLIENT_ID": "id", "USCIS_CLIENT_SECRET": "secret",
+                               "USCIS_API_MAX_IN_FLIGHT": "0"})
     assert settings.client_secret.reveal() == "secret"
     assert "secret" not in repr(settings) and "secret" not in str(settings.client_secret)
 
@@ -468,7 +480,7 @@ def test_every_request_takes_a_permit_and_is_reported() -> None:
     clock = FakeClock()
     api = FakeCaseStatusApi(clock)
     api.case_answers.append(fault(429, "Spike arrest violation", "x", **{"Retry-After": "1"}))
-    limiter = CountingLimiter(InMemoryRateLimiter(RatePolicy(10, 100), clock=clock))
+    limiter = CountingLimiter(InMemoryRateLimiter(RatePolicy(10, 100), clock=clock, sleep=clock.sleep))
     seen: list[tuple[str | None, int, float]] = []
     with build_http_client(BASE, transport=httpx.MockTransport(api)) as http:
         client = CaseStatusClient(

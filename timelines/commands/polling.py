@@ -62,25 +62,30 @@ def poll(
         _print_report(cfg, days, output)
         return
     from flows.progress import poll_progress
-    from pipeline.jobs.poll import run_poll, schedule_from_env
+    from pipeline.jobs.poll import PollStopped, run_poll, schedule_from_env
 
     api = _api_settings()
     try:
         schedule = schedule_from_env(settings().env)
     except ValueError as error:
         raise CliError(str(error)) from error
-    if use_prefect(prefect):
-        from flows.poll import PollFailed, poll_flow
+    try:
+        if use_prefect(prefect):
+            from flows.poll import PollFailed, poll_flow
 
-        try:
-            summary = poll_flow(force=force, limit=limit, show_progress=output == "table")
-        except PollFailed as error:
-            raise CliError(str(error)) from error
-    else:
-        with poll_progress(output == "table") as on_progress:
-            summary = run_poll(
-                cfg, api, schedule=schedule, force=force, limit=limit, on_progress=on_progress
-            )
+            try:
+                summary = poll_flow(force=force, limit=limit, show_progress=output == "table")
+            except PollFailed as error:
+                raise CliError(str(error)) from error
+        else:
+            with poll_progress(output == "table") as on_progress:
+                summary = run_poll(
+                    cfg, api, schedule=schedule, force=force, limit=limit, on_progress=on_progress
+                )
+    except PollStopped as stopped:
+        if stopped.summary is not None:
+            _print_summary(stopped.summary, output)
+        raise typer.Exit(143 if stopped.signal_name == "SIGTERM" else 130) from None
     _print_summary(summary, output)
     if summary.problem:
         raise CliError(summary.problem)
@@ -102,6 +107,9 @@ def _print_summary(summary: PollSummary, output: str) -> None:
         echo_json(
             {
                 "api": summary.api,
+                "server": summary.server,
+                "claimed": summary.n_claimed,
+                "stopped_by": summary.stopped_by,
                 "tracked": summary.n_tracked,
                 "due": summary.n_due,
                 "polled": summary.n_polled,
@@ -124,7 +132,7 @@ def _print_summary(summary: PollSummary, output: str) -> None:
             f"{n} x {'no answer' if status == 0 else status}"
             for status, n in summary.requests.items()
         )
-        typer.echo(f"requests to the {summary.api} API: {sum(summary.requests.values())} ({counts})")
+        typer.echo(f"requests to {summary.server}: {sum(summary.requests.values())} ({counts})")
 
 
 def _print_report(cfg: Settings, days: int, output: str) -> None:
@@ -183,8 +191,9 @@ def _print_report(cfg: Settings, days: int, output: str) -> None:
 
 def _quota_zone() -> str:
     from pipeline.sources.uscis.client import ENV_ZONE
+    from pipeline.sources.uscis.ratelimit import DEFAULT_ZONE
 
-    return settings().env.get(ENV_ZONE, "").strip() or "America/New_York"
+    return settings().env.get(ENV_ZONE, "").strip() or DEFAULT_ZONE
 
 
 def _normalized(receipts: list[str]) -> list[str]:
@@ -209,14 +218,14 @@ def track_add(
     ] = False,
 ) -> None:
     """Opt receipt numbers in to daily polling of the official Case Status API."""
-    from pipeline.sources.uscis.registry import CONSENT_TEXT, Registry, mask_receipt, registry_path
+    from pipeline.sources.uscis.registry import CONSENT_TEXT, mask_receipt, open_registry
 
     canonical = _normalized(receipts)
     if not consent:
         typer.echo(CONSENT_TEXT)
         raise CliError("nothing was added: read the text above and run again with --consent")
     cfg = settings()
-    with Registry(registry_path(cfg.ensure_home())) as registry:
+    with open_registry(cfg.ensure_home(), cfg.env) as registry:
         added = registry.add(canonical, now=datetime.now())
     already = len(set(canonical)) - len(added)
     typer.echo(
@@ -225,8 +234,8 @@ def track_add(
         + (": " + ", ".join(mask_receipt(r) for r in added[:10]) if added else "")
         + (" ..." if len(added) > 10 else "")
     )
-    typer.echo("run `timelines poll` to poll them now (the receipt numbers stay in "
-               f"{registry_path(cfg.home)} only)")
+    where = registry.path or "the shared registry database (TIMELINES_REGISTRY_URL)"
+    typer.echo(f"run `timelines poll` to poll them now (the receipt numbers stay in {where} only)")
 
 
 @track_app.command("list")
@@ -236,7 +245,7 @@ def track_list(
 ) -> None:
     """List the tracked receipts (most digits hidden), their last poll and when they are due."""
     from pipeline.jobs.poll import schedule_from_env
-    from pipeline.sources.uscis.registry import Registry, registry_path
+    from pipeline.sources.uscis.registry import open_registry
 
     if output not in {"table", "json"}:
         raise CliError(f"--format must be table or json, not {output!r}")
@@ -245,7 +254,7 @@ def track_list(
         schedule = schedule_from_env(settings().env)
     except ValueError as error:
         raise CliError(str(error)) from error
-    with Registry(registry_path(cfg.ensure_home())) as registry:
+    with open_registry(cfg.ensure_home(), cfg.env) as registry:
         entries = registry.tracked(schedule)
     now = datetime.now()
     rows = [_entry_row(entry, show, now) for entry in entries]
@@ -329,13 +338,25 @@ def emulator(
         int, typer.Option("--advance-every", min=0,
                           help="Reveal a case's next status every N polls of it (0: never).")
     ] = 0,
+    delay_ms: Annotated[
+        float, typer.Option("--delay-ms", min=0, help="Answer each case request after N ms.")
+    ] = 0.0,
+    tolerance_ms: Annotated[
+        float, typer.Option("--tolerance-ms", min=0,
+                            help="Spike arrest refuses requests closer than 1/rate minus this.")
+    ] = 10.0,
+    synthetic: Annotated[
+        int, typer.Option("--synthetic", min=0,
+                          help="Also serve N made-up receipts EAC2499000001... (load tests).")
+    ] = 0,
 ) -> None:
     """Serve an emulator of the developer.uscis.gov sandbox (50 staging receipts) locally."""
     from pipeline.sources.uscis.emulator import EmulatorConfig, EmulatorServer, serve_emulator
 
     config = EmulatorConfig(
         requests_per_second=rate, daily_quota=quota, token_ttl_s=token_ttl,
-        advance_every=advance_every,
+        advance_every=advance_every, answer_delay_ms=delay_ms, spike_tolerance_ms=tolerance_ms,
+        synthetic_receipts=synthetic,
     )
 
     def ready(server: EmulatorServer) -> None:

@@ -1,50 +1,80 @@
-"""Talk to the USCIS Case Status API: one token, permits before every request, typed errors."""
+"""Talk to the USCIS Case Status API: one token, a paced slot before every request, typed errors.
+
+The client is thread-safe: several threads may fetch at once through one client (one token,
+renewed once for all of them) and one rate limiter (which spaces their requests).
+"""
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import time as dtime
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from pipeline.settings import Secret
+from pipeline.sources.uscis.api_settings import (
+    ENV_BASE_URL,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_IN_FLIGHT,
+    ENV_MARGIN,
+    ENV_MAX_RETRIES,
+    ENV_MIN_INTERVAL,
+    ENV_QUOTA,
+    ENV_RATE,
+    ENV_RESET,
+    ENV_TIMEOUT,
+    ENV_ZONE,
+    SANDBOX_BASE_URL,
+    ApiSettings,
+    SettingsError,
+    api_settings_from_env,
+)
+from pipeline.sources.uscis.errors import (
+    AuthenticationFailed,
+    CaseNotFound,
+    InvalidReceipt,
+    MalformedResponse,
+    QuotaExhausted,
+    RateLimited,
+    ServiceUnavailable,
+    UscisApiError,
+    error_for_response,
+    parse_error_body,
+    parse_retry_after,
+)
 from pipeline.sources.uscis.ratelimit import (
     Clock,
     InMemoryRateLimiter,
     RateLimiter,
-    RatePolicy,
     Sleep,
 )
+from pipeline.sources.uscis.send_gate import SendGate
+
+__all__ = [
+    "ENV_BASE_URL", "ENV_CLIENT_ID", "ENV_CLIENT_SECRET", "ENV_IN_FLIGHT", "ENV_MARGIN",
+    "ENV_MAX_RETRIES", "ENV_MIN_INTERVAL", "ENV_QUOTA", "ENV_RATE", "ENV_RESET", "ENV_TIMEOUT",
+    "ENV_ZONE", "NO_RESPONSE", "RECEIPT_PATTERN", "SANDBOX_BASE_URL", "ApiSettings",
+    "AuthenticationFailed", "CaseNotFound", "CaseStatusClient", "InvalidReceipt",
+    "MalformedResponse", "QuotaExhausted", "RateLimited", "Secret", "ServiceUnavailable",
+    "SettingsError", "UscisApiError", "api_settings_from_env", "build_http_client",
+    "error_for_response", "parse_error_body", "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
-SANDBOX_BASE_URL: Final = "https://api-int.uscis.gov"
 TOKEN_PATH: Final = "/oauth/accesstoken"
 CASE_STATUS_PATH: Final = "/case-status/{receipt}"
 # 13 characters, no dashes; the spec also admits a '*' in the fourth place.
 RECEIPT_PATTERN: Final = re.compile(r"[A-Z]{3}(?:[0-9]{10}|\*[0-9]{9})")
 # Status reported to ``on_response`` when no HTTP answer came (timeout, refused connection).
 NO_RESPONSE: Final = 0
-
-ENV_BASE_URL: Final = "USCIS_API_BASE_URL"
-ENV_CLIENT_ID: Final = "USCIS_CLIENT_ID"
-ENV_CLIENT_SECRET: Final = "USCIS_CLIENT_SECRET"
-ENV_RATE: Final = "USCIS_API_RATE_PER_SECOND"
-ENV_QUOTA: Final = "USCIS_API_DAILY_QUOTA"
-ENV_RESET: Final = "USCIS_API_QUOTA_RESET"
-ENV_ZONE: Final = "USCIS_API_QUOTA_ZONE"
-ENV_TIMEOUT: Final = "USCIS_API_TIMEOUT_S"
-ENV_MAX_RETRIES: Final = "USCIS_API_MAX_RETRIES"
 
 OnResponse = Callable[[str | None, int, float], None]
 
@@ -60,7 +90,11 @@ USER_AGENT: Final = f"uscis-timelines/{_package_version()}"
 
 
 def build_http_client(
-    base_url: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    base_url: str,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+    *,
+    max_connections: int = 10,
 ) -> httpx.Client:
     """Build the one HTTP client used to reach the Case Status API."""
     return httpx.Client(
@@ -69,208 +103,10 @@ def build_http_client(
         headers={"Accept": "application/json", "User-Agent": USER_AGENT},
         transport=transport,
         follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
     )
-
-
-class SettingsError(ValueError):
-    """A required setting is missing or a setting cannot be read."""
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """Everything the Case Status API client needs, read once from the environment.
-
-    The limits default to the figures reported for the sandbox quota (1,000 a day) and
-    production rate (10/s); the sandbox is also reported at 5/s, so set
-    USCIS_API_RATE_PER_SECOND=5 there. Every limit is configuration because sources disagree.
-    """
-
-    client_id: Secret = field(repr=False)
-    client_secret: Secret = field(repr=False)
-    base_url: str = SANDBOX_BASE_URL
-    requests_per_second: int = 10
-    daily_quota: int = 1000
-    quota_reset_time: dtime = dtime(0, 0)
-    quota_reset_zone: str = "America/New_York"
-    timeout_s: float = 10.0
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    token_refresh_margin_s: float = 60.0
-
-    def rate_policy(self) -> RatePolicy:
-        """Return the limits a rate limiter must keep for this API."""
-        return RatePolicy(
-            requests_per_second=self.requests_per_second,
-            daily_quota=self.daily_quota,
-            reset_time=self.quota_reset_time,
-            reset_zone=self.quota_reset_zone,
-        )
-
-
-def api_settings_from_env(env: Mapping[str, str]) -> ApiSettings:
-    """Read ApiSettings from environment variables; fail loudly when a credential is missing."""
-
-    def required(name: str) -> Secret:
-        value = env.get(name, "").strip()
-        if not value:
-            raise SettingsError(
-                f"{name} is not set: the Case Status API needs the client credentials "
-                "of an app registered at developer.uscis.gov"
-            )
-        return Secret(value)
-
-    def number(name: str, default: int, kind: Callable[[str], Any] = int) -> Any:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name}={raw!r} is not a valid number") from exc
-        if value < 0:
-            raise SettingsError(f"{name}={raw!r} must not be negative")
-        return value
-
-    reset_raw = env.get(ENV_RESET, "").strip() or "00:00"
-    try:
-        reset = dtime.fromisoformat(reset_raw)
-    except ValueError as exc:
-        raise SettingsError(f"{ENV_RESET}={reset_raw!r} is not a time like 00:00") from exc
-    zone = env.get(ENV_ZONE, "").strip() or "America/New_York"
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SettingsError(f"{ENV_ZONE}={zone!r} is not a known time zone") from exc
-    rate = number(ENV_RATE, 10)
-    if rate < 1:
-        raise SettingsError(f"{ENV_RATE} must be at least 1")
-    return ApiSettings(
-        client_id=required(ENV_CLIENT_ID),
-        client_secret=required(ENV_CLIENT_SECRET),
-        base_url=env.get(ENV_BASE_URL, "").strip() or SANDBOX_BASE_URL,
-        requests_per_second=rate,
-        daily_quota=number(ENV_QUOTA, 1000),
-        quota_reset_time=reset,
-        quota_reset_zone=zone,
-        timeout_s=number(ENV_TIMEOUT, 10, float),
-        max_retries=number(ENV_MAX_RETRIES, 4),
-    )
-
-
-class UscisApiError(Exception):
-    """The Case Status API refused or failed a request; ``message`` is USCIS's own text."""
-
-    def __init__(
-        self, status: int | None, code: str | None, message: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        where = f"HTTP {self.status}" if self.status is not None else "no HTTP answer"
-        return f"{self.message} ({where}{', ' + self.code if self.code else ''})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status, self.code, self.message, self.retry_after))
-
-
-class CaseNotFound(UscisApiError):
-    """404: USCIS knows no such case (or it is protected and deliberately hidden)."""
-
-
-class InvalidReceipt(UscisApiError):
-    """422: the receipt number is malformed or its prefix unknown."""
-
-
-class AuthenticationFailed(UscisApiError):
-    """The credentials were refused, or a fresh token was refused too."""
-
-
-class RateLimited(UscisApiError):
-    """429 spike arrest: too many requests in a second; ``retry_after`` says how long to wait."""
-
-
-class QuotaExhausted(UscisApiError):
-    """429 quota violation: the day's quota is spent at the server."""
-
-
-class ServiceUnavailable(UscisApiError):
-    """5xx, a timeout or a broken connection: the service did not answer usefully."""
-
-
-class MalformedResponse(UscisApiError):
-    """200 whose body is not JSON or has no ``case_status`` object."""
-
-
-def parse_error_body(response: httpx.Response) -> tuple[str | None, str]:
-    """Return (code, message) from any error body USCIS or its gateway sends."""
-    fallback = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return None, f"{fallback}: {text[:200]}" if text else fallback
-    if not isinstance(body, dict):
-        return None, fallback
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors:
-        items = [e for e in errors if isinstance(e, dict)]
-        messages = [str(e["message"]) for e in items if e.get("message")]
-        codes = [str(e["code"]) for e in items if e.get("code")]
-        return (codes[0] if codes else None), "; ".join(messages) or fallback
-    fault = body.get("fault")
-    if isinstance(fault, dict):
-        detail = fault.get("detail")
-        code = detail.get("errorcode") if isinstance(detail, dict) else None
-        return (str(code) if code else None), str(fault.get("faultstring") or fallback)
-    if "ErrorCode" in body or "Error" in body:  # Apigee's OAuth policy errors
-        return str(body.get("ErrorCode") or "") or None, str(body.get("Error") or fallback)
-    if "error" in body:  # RFC 6749 token errors
-        message = body.get("error_description") or body.get("error")
-        return str(body["error"]), str(message)
-    if body.get("message"):
-        return None, str(body["message"])
-    return None, fallback
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Return the seconds a Retry-After header asks for (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def error_for_response(response: httpx.Response, now: float) -> UscisApiError:
-    """Return the typed error that a non-success response stands for."""
-    code, message = parse_error_body(response)
-    status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-    if status == 401:
-        return AuthenticationFailed(status, code, message)
-    if status == 404:
-        return CaseNotFound(status, code, message)
-    if status == 422:
-        return InvalidReceipt(status, code, message)
-    if status == 429:
-        if "quota" in f"{code} {message}".lower():
-            return QuotaExhausted(status, code, message, retry_after)
-        return RateLimited(status, code, message, retry_after)
-    if status >= 500:
-        return ServiceUnavailable(status, code, message, retry_after)
-    return UscisApiError(status, code, message, retry_after)
 
 
 class CaseStatusClient:
@@ -286,13 +122,15 @@ class CaseStatusClient:
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
+        send_gate: SendGate | None = None,
     ) -> None:
         self._http = http
+        self._gate = send_gate
         self._settings = settings
         self._limiter = limiter or InMemoryRateLimiter(
             settings.rate_policy(), clock=clock, sleep=sleep
         )
-        self._on_response = on_response
+        self.on_response = on_response
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -309,7 +147,7 @@ class CaseStatusClient:
         token = self._current_token()
         response = self._send(lambda: self._case_request(receipt, token), receipt)
         if response.status_code == 401:
-            log.info("Case Status API refused the access token; fetching a new one")
+            log.info("%s refused the access token; fetching a new one", self._settings.server)
             token = self._renew_token(stale=token)
             response = self._send(lambda: self._case_request(receipt, token), receipt)
         if response.status_code != 200:
@@ -375,18 +213,27 @@ class CaseStatusClient:
         """Send with a permit per attempt; retry spike arrests, 5xx and network failures."""
         attempt = 0
         while True:
+            request = build()
             self._limiter.acquire()
+            gate = self._gate
+            ticket = gate.wait_turn() if gate is not None else 0.0
+            request.extensions["trace"] = self._tracer(gate, ticket)
             started = self._clock()
             cause: httpx.TransportError | None = None
             try:
-                response = self._http.send(build())
+                response = self._http.send(request)
             except httpx.TransportError as exc:
+                if gate is not None:
+                    gate.sent(ticket)  # it may have gone out; free the gate either way
+                self._mark_sent()
                 self._report(receipt, NO_RESPONSE, started)
                 cause = exc
                 error: UscisApiError = ServiceUnavailable(
-                    None, type(exc).__name__, f"No answer from the Case Status API: {exc}"
+                    None, type(exc).__name__, f"No answer from {self._settings.server}: {exc}"
                 )
             else:
+                if gate is not None:
+                    gate.sent(ticket)
                 self._report(receipt, response.status_code, started)
                 if response.status_code != 429 and response.status_code < 500:
                     return response
@@ -399,15 +246,34 @@ class CaseStatusClient:
                 raise error from cause
             if error.retry_after is not None:
                 self._limiter.record_retry_after(error.retry_after)
+            if isinstance(error, RateLimited) and self._gate is not None:
+                self._gate.widen()  # requests arrived closer than they left: leave more room
             attempt += 1
             log.warning(
-                "Case Status API failed (%s); retry %d of %d in %.2f s",
+                "%s failed (%s); retry %d of %d in %.2f s",
+                self._settings.server,
                 error,
                 attempt,
                 self._settings.max_retries,
                 delay,
             )
             self._sleep(delay)
+
+    def _tracer(self, gate: SendGate | None, ticket: float) -> Callable[[str, object], None]:
+        """Tell the gate and the shared limiter when the request's headers went out."""
+        def trace(event: str, info: object) -> None:
+            if event.endswith("send_request_headers.complete"):
+                if gate is not None:
+                    gate.sent(ticket)
+                self._mark_sent()
+
+        return trace
+
+    def _mark_sent(self) -> None:
+        """Tell a shared limiter the request went out (it then permits the next sender)."""
+        mark_sent = getattr(self._limiter, "mark_sent", None)
+        if mark_sent is not None:
+            mark_sent()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Return the pause before the next attempt, or None if the server asks for too long."""
@@ -419,8 +285,8 @@ class CaseStatusClient:
         return retry_after + self._rng.uniform(0, base)
 
     def _report(self, receipt: str | None, status: int, started: float) -> None:
-        if self._on_response is not None:
-            self._on_response(receipt, status, max(0.0, self._clock() - started))
+        if self.on_response is not None:
+            self.on_response(receipt, status, max(0.0, self._clock() - started))
 
 
 def _case_body(response: httpx.Response) -> dict[str, Any]:

@@ -1,12 +1,21 @@
-"""Share one request budget (per second and per day) between threads and between processes."""
+"""Pace requests to the Case Status API and count the day's quota, shared as widely as needed.
+
+The API sits behind Apigee's spike arrest, which smooths "10 per second" into one request per
+100 ms and refuses (429) a request that arrives inside the current slot, even when the second
+holds fewer than ten. So a permit is granted only when at least ``RatePolicy.interval_s`` has
+passed since the previous grant *as it actually happened* (a sender that woke late pushes the
+next one back, never closer); a sender that is early sleeps until then and asks again.
+Keeping the last grant and the day's count in one place paces every sender that shares it:
+``InMemoryRateLimiter`` (threads of one process), ``SqliteRateLimiter`` (processes on one
+machine) and ``pipeline.sources.uscis.shared.PostgresRateLimiter`` (machines).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,8 +28,13 @@ from zoneinfo import ZoneInfo
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
-# Sleep a hair longer than strictly needed so a waiter does not wake up just before its turn.
-_WAKE_SLACK_S = 0.002
+# The official production page: 10,000 requests a day, reset at midnight GMT, 10 per second.
+DEFAULT_RATE = 10
+DEFAULT_QUOTA = 10_000
+DEFAULT_ZONE = "GMT"
+# Reserve slots this much more than 1/rate apart, so scheduling jitter on our side does not
+# land two requests inside one spike-arrest slot.
+DEFAULT_MARGIN_S = 0.002
 
 
 class DailyQuotaExhausted(RuntimeError):
@@ -41,34 +55,34 @@ class DailyQuotaExhausted(RuntimeError):
 
 @dataclass(frozen=True)
 class RatePolicy:
-    """Limits to keep: at most N requests in any wall-clock second and a daily quota.
+    """Limits to keep: requests at least ``interval_s`` apart, and a daily quota.
 
-    ``safety_margin_s`` widens the 1-second window so that jitter in network latency
-    cannot push N+1 requests into one second as the server counts them.
-    ``min_interval_s`` optionally spaces requests evenly (Apigee spike arrest smooths
-    bursts: 5/s may in practice mean one request per 200 ms).
+    ``interval_s`` is ``min_interval_s`` when set, else 1/``requests_per_second`` plus
+    ``margin_s``: spike arrest counts slots, not wall-clock seconds.
     """
 
     requests_per_second: int
     daily_quota: int
     reset_time: dtime = dtime(0, 0)
-    reset_zone: str = "America/New_York"
-    safety_margin_s: float = 0.1
-    min_interval_s: float = 0.0
+    reset_zone: str = DEFAULT_ZONE
+    margin_s: float = DEFAULT_MARGIN_S
+    min_interval_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.requests_per_second < 1:
             raise ValueError("requests_per_second must be at least 1")
         if self.daily_quota < 0:
             raise ValueError("daily_quota must not be negative")
-        if self.safety_margin_s < 0 or self.min_interval_s < 0:
-            raise ValueError("safety_margin_s and min_interval_s must not be negative")
+        if self.margin_s < 0 or (self.min_interval_s is not None and self.min_interval_s < 0):
+            raise ValueError("margin_s and min_interval_s must not be negative")
         ZoneInfo(self.reset_zone)  # fail now, not at the first request, on an unknown zone
 
     @property
-    def window_s(self) -> float:
-        """Return the length of the sliding window in which at most N permits are granted."""
-        return 1.0 + self.safety_margin_s
+    def interval_s(self) -> float:
+        """Return the least time between two requests leaving."""
+        if self.min_interval_s is not None:
+            return self.min_interval_s
+        return 1.0 / self.requests_per_second + self.margin_s
 
     def quota_day(self, now: float) -> date:
         """Return the quota day that the POSIX time ``now`` falls in."""
@@ -81,18 +95,9 @@ class RatePolicy:
         following = self.quota_day(now) + timedelta(days=1)
         return datetime.combine(following, self.reset_time, tzinfo=ZoneInfo(self.reset_zone))
 
-    def wait_needed(self, now: float, recent: Sequence[float], paused_until: float) -> float:
-        """Return how long to wait before a permit may be granted (0 if it may be now).
-
-        ``recent`` holds earlier grant times inside the window, oldest first.
-        """
-        waits = [paused_until - now]
-        n = self.requests_per_second
-        if len(recent) >= n:
-            waits.append(recent[-n] + self.window_s - now)
-        if self.min_interval_s and recent:
-            waits.append(recent[-1] + self.min_interval_s - now)
-        return max(0.0, *waits)
+    def next_slot(self, now: float, last_grant: float, paused_until: float) -> float:
+        """Return the moment the next request may leave, given when the last one did."""
+        return max(now, last_grant + self.interval_s, paused_until)
 
 
 class RateLimiter(Protocol):
@@ -119,49 +124,93 @@ class RateLimiter(Protocol):
         ...
 
 
-class InMemoryRateLimiter:
+class SlotLimiter:
+    """Ask a ledger for a permit, sleeping until it may be granted; subclasses keep the ledger."""
+
+    policy: RatePolicy
+
+    def __init__(self, policy: RatePolicy, *, clock: Clock, sleep: Sleep) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._sleep = sleep
+
+    def acquire(self) -> None:
+        """Block until a request may be sent; raise DailyQuotaExhausted when the day is spent."""
+        while (wait := self._try_grant()) > 0:
+            self._sleep(wait)
+
+    def remaining_today(self) -> int:
+        """Return how many permits are left in the current quota day."""
+        return max(0, self.policy.daily_quota - self.used_today())
+
+    def used_today(self) -> int:
+        """Return how many permits were granted in the current quota day."""
+        raise NotImplementedError
+
+    def record_retry_after(self, seconds: float) -> None:
+        """Pause every holder of this limiter for ``seconds``."""
+        raise NotImplementedError
+
+    def record_quota_exhausted(self) -> None:
+        """Mark the current day as spent."""
+        raise NotImplementedError
+
+    def mark_sent(self) -> None:
+        """Move the last grant to now: the request went out later than it was permitted."""
+
+    def close(self) -> None:
+        """Let go of the ledger (nothing to do for one kept in memory)."""
+
+    def __enter__(self) -> SlotLimiter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _try_grant(self) -> float:
+        """Grant and count a permit and return 0, or return how long to wait first."""
+        raise NotImplementedError
+
+    def _check_quota(self, used: int, now: float) -> None:
+        if used >= self.policy.daily_quota:
+            raise DailyQuotaExhausted(used, self.policy.daily_quota, self.policy.next_reset(now))
+
+
+class InMemoryRateLimiter(SlotLimiter):
     """Keep the budget in this process only: for tests and single-process runs."""
 
     def __init__(
         self, policy: RatePolicy, *, clock: Clock = time.time, sleep: Sleep = time.sleep
     ) -> None:
-        self.policy = policy
-        self._clock = clock
-        self._sleep = sleep
+        super().__init__(policy, clock=clock, sleep=sleep)
         self._lock = threading.Lock()
-        self._grants: deque[float] = deque()
+        self._last_grant = float("-inf")
         self._day: date | None = None
         self._used = 0
         self._paused_until = 0.0
 
-    def acquire(self) -> None:
-        """Block until a request may be sent; raise DailyQuotaExhausted when the day is spent."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._roll_day(now)
-                if self._used >= self.policy.daily_quota:
-                    raise DailyQuotaExhausted(
-                        self._used, self.policy.daily_quota, self.policy.next_reset(now)
-                    )
-                while self._grants and self._grants[0] <= now - self.policy.window_s:
-                    self._grants.popleft()
-                wait = self.policy.wait_needed(now, list(self._grants), self._paused_until)
-                if wait <= 0:
-                    self._grants.append(now)
-                    self._used += 1
-                    return
-            self._sleep(wait + _WAKE_SLACK_S)
+    def _try_grant(self) -> float:
+        with self._lock:
+            now = self._clock()
+            self._roll_day(now)
+            self._check_quota(self._used, now)
+            slot = self.policy.next_slot(now, self._last_grant, self._paused_until)
+            if slot > now:
+                return slot - now
+            self._last_grant = now
+            self._used += 1
+            return 0.0
 
     def used_today(self) -> int:
         """Return how many permits were granted in the current quota day."""
         with self._lock:
             self._roll_day(self._clock())
             return self._used
-
-    def remaining_today(self) -> int:
-        """Return how many permits are left in the current quota day."""
-        return max(0, self.policy.daily_quota - self.used_today())
 
     def record_retry_after(self, seconds: float) -> None:
         """Pause every user of this limiter for ``seconds``."""
@@ -181,21 +230,24 @@ class InMemoryRateLimiter:
             self._used = 0
 
 
+# A granted request not yet reported sent blocks the next grant for at most this long.
+SENDING_STUCK_S = 1.0
+# How soon a sender asks again while another process's granted request is on its way out.
+SENDING_POLL_S = 0.003
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS grants (t REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS grants_by_time ON grants (t);
-CREATE TABLE IF NOT EXISTS daily_usage (day TEXT PRIMARY KEY, used INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS pause (id INTEGER PRIMARY KEY CHECK (id = 1), until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pace (id INTEGER PRIMARY KEY CHECK (id = 1), last_slot REAL NOT NULL,
+    paused_until REAL NOT NULL DEFAULT 0, sending_since REAL);
+CREATE TABLE IF NOT EXISTS daily_usage (day TEXT PRIMARY KEY, used INTEGER NOT NULL)
 """
 
 
-class SqliteRateLimiter:
+class SqliteRateLimiter(SlotLimiter):
     """Keep the budget in a SQLite file so that every process on the machine shares it.
 
-    Each decision runs in a ``BEGIN IMMEDIATE`` transaction (one writer at a time across
-    processes); waiting happens outside it. Grant times are read from the clock inside
-    the transaction, so they are ordered across processes. Create one instance per
-    process (do not carry it across ``fork``).
+    Each attempt is one short ``BEGIN IMMEDIATE`` transaction (one writer at a time across
+    processes); the sleep until the next moment happens outside it. Not for a network file
+    system: across machines use the Postgres limiter. One instance per process.
     """
 
     def __init__(
@@ -207,10 +259,8 @@ class SqliteRateLimiter:
         sleep: Sleep = time.sleep,
         busy_timeout_s: float = 10.0,
     ) -> None:
+        super().__init__(policy, clock=clock, sleep=sleep)
         self.path = Path(path)
-        self.policy = policy
-        self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -222,48 +272,38 @@ class SqliteRateLimiter:
         with self._transaction():
             for statement in _SCHEMA.strip().split(";\n"):
                 self._db.execute(statement)
+            self._db.execute(
+                "INSERT INTO pace (id, last_slot) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+            )
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(pace)")}
+            if "sending_since" not in columns:  # a file from before requests were confirmed
+                self._db.execute("ALTER TABLE pace ADD COLUMN sending_since REAL")
 
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> SqliteRateLimiter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def acquire(self) -> None:
-        """Block until a request may be sent; raise DailyQuotaExhausted when the day is spent."""
-        while True:
-            wait = self._try_grant()
-            if wait <= 0:
-                return
-            self._sleep(wait + _WAKE_SLACK_S)
-
     def used_today(self) -> int:
         """Return how many permits were granted in the current quota day."""
         with self._lock:
             return self._used(self.policy.quota_day(self._clock()))
 
-    def remaining_today(self) -> int:
-        """Return how many permits are left in the current quota day."""
-        return max(0, self.policy.daily_quota - self.used_today())
+    def mark_sent(self) -> None:
+        """Move the shared last grant to now, for every process sharing this file."""
+        with self._transaction():
+            now = self._clock()
+            self._db.execute(
+                "UPDATE pace SET last_slot = max(last_slot, ?), sending_since = NULL WHERE id = 1",
+                (now,),
+            )
 
     def record_retry_after(self, seconds: float) -> None:
         """Pause every process sharing this file for ``seconds``."""
         with self._transaction():
             until = self._clock() + seconds
             self._db.execute(
-                "INSERT INTO pause (id, until) VALUES (1, ?) "
-                "ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)",
-                (until,),
+                "UPDATE pace SET paused_until = max(paused_until, ?) WHERE id = 1", (until,)
             )
 
     def record_quota_exhausted(self) -> None:
@@ -277,24 +317,22 @@ class SqliteRateLimiter:
             )
 
     def _try_grant(self) -> float:
-        """Grant a permit and return 0, or return how long to wait before trying again."""
         with self._transaction():
             now = self._clock()
             day = self.policy.quota_day(now)
-            used = self._used(day)
-            if used >= self.policy.daily_quota:
-                quota = self.policy.daily_quota
-                raise DailyQuotaExhausted(used, quota, self.policy.next_reset(now))
-            window = self.policy.window_s
-            self._db.execute("DELETE FROM grants WHERE t <= ?", (now - window,))
-            # If the clock stepped back, count later grants as made now: still conservative.
-            self._db.execute("UPDATE grants SET t = ? WHERE t > ?", (now, now))
-            recent = [row[0] for row in self._db.execute("SELECT t FROM grants ORDER BY t")]
-            pause = self._db.execute("SELECT until FROM pause WHERE id = 1").fetchone()
-            wait = self.policy.wait_needed(now, recent, pause[0] if pause else 0.0)
-            if wait > 0:
-                return wait
-            self._db.execute("INSERT INTO grants (t) VALUES (?)", (now,))
+            self._check_quota(self._used(day), now)
+            last, paused, sending = self._db.execute(
+                "SELECT last_slot, paused_until, sending_since FROM pace WHERE id = 1"
+            ).fetchone()
+            # If the clock stepped back, count the last grant as made now: still paced.
+            slot = self.policy.next_slot(now, min(last, now), min(paused, now + 3600.0))
+            if slot > now:
+                return slot - now
+            if sending is not None and 0 <= now - sending < SENDING_STUCK_S:
+                return SENDING_POLL_S  # the last one granted has not gone out yet
+            self._db.execute(
+                "UPDATE pace SET last_slot = ?, sending_since = ? WHERE id = 1", (now, now)
+            )
             self._db.execute(
                 "INSERT INTO daily_usage (day, used) VALUES (?, 1) "
                 "ON CONFLICT (day) DO UPDATE SET used = used + 1",
@@ -325,3 +363,4 @@ class SqliteRateLimiter:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+

@@ -1,0 +1,55 @@
+"""Space one process's requests by when they actually went out (see `SendGate`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class SendGate:
+    """Space this process's requests by when they actually went out, not when permitted.
+
+    A thread that got its permit can still be held up before it writes the request (the
+    interpreter lock is busy while answers are parsed and stored); the next thread, on time,
+    would then send too soon after it. The gate lets one request at a time go between its
+    permit and the moment its headers are written (`sent`), and only `interval_s` after the
+    previous one went out. A request that never reaches `sent` frees the gate after
+    `stuck_s`.
+    """
+
+    def __init__(self, interval_s: float, *, stuck_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self._widest_s = interval_s * 1.2
+        self._stuck_s = stuck_s
+        self._cond = threading.Condition()
+        self._last_sent = float("-inf")
+        self._passing_since: float | None = None
+
+    def wait_turn(self) -> float:
+        """Block until this thread may write its request; return its pass for `sent`."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._passing_since is not None and now - self._passing_since < self._stuck_s:
+                    self._cond.wait(self._stuck_s - (now - self._passing_since))
+                    continue
+                wait = self._last_sent + self.interval_s - now
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                self._passing_since = now
+                return now
+
+    def widen(self, by_s: float = 0.005) -> None:
+        """Space requests a little more after a spike arrest (jitter on the way), up to +20 %."""
+        with self._cond:
+            self.interval_s = min(self._widest_s, self.interval_s + by_s)
+
+    def sent(self, ticket: float) -> None:
+        """Record that the request holding `ticket` went out now (again: no effect)."""
+        with self._cond:
+            if self._passing_since == ticket:
+                self._last_sent = time.monotonic()
+                self._passing_since = None
+                self._cond.notify_all()
+
