@@ -6,21 +6,33 @@ It reads only the published Parquet snapshot, never the DuckDB file the flows wr
 
 from __future__ import annotations
 
+import logging
+
 import altair  # noqa: F401  (heavy modules first: never imported lazily by two script threads)
 import pandas  # noqa: F401
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
 from dashboards import data, notices
 from dashboards.navigation import navigation_pages
 from dashboards.tables import RESPONSIVE_CSS
 
 _RETRIED = "_snapshot_retried"
+LOG = logging.getLogger("dashboards")
 
 
 def run_page(page: st.Page) -> None:
-    """Run the chosen page; if its snapshot vanished mid-read, rerun once on the newer one."""
+    """Run the chosen page; if its snapshot vanished mid-read, rerun once on the newer one.
+
+    Any other error is logged on the server with its traceback; the page shows only that
+    something went wrong (no paths, no code).
+    """
     try:
         page.run()
+    except StopException:
+        raise
+    except RerunException:
+        raise
     except data.SnapshotGoneError:
         if st.session_state.get(_RETRIED):
             st.session_state[_RETRIED] = False
@@ -28,6 +40,9 @@ def run_page(page: st.Page) -> None:
             return
         st.session_state[_RETRIED] = True
         st.rerun()
+    except Exception:
+        LOG.exception("the page %s failed", page.title)
+        st.error("Something went wrong on this page. It has been logged; please try again later.")
     st.session_state[_RETRIED] = False
 
 
@@ -45,6 +60,8 @@ def main() -> None:
     except data.SnapshotGoneError:
         snapshot = None
     st.html(RESPONSIVE_CSS)
+    if snapshot is not None and snapshot.notice:
+        st.sidebar.warning(snapshot.notice)
     page = st.navigation(navigation_pages())
     st.sidebar.markdown("**USCIS case timelines**  \nCommunity-reported, anonymized, open.")
     notices.freshness_sidebar(snapshot, data.writer_activity(settings))

@@ -151,3 +151,17 @@ def plain_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
          for c in columns},
         schema={PREVIEW_LABELS.get(c, c.replace("_", " ")): pl.String for c in columns},
     )
+
+
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$:&=\"'")
+
+
+def plain(text: object) -> str:
+    """Text that Streamlit's Markdown shows exactly as written: no link, image, HTML or math.
+
+    For any message that may quote what a user typed or uploaded; every ASCII punctuation
+    character is backslash-escaped (CommonMark allows that for all of them) and line breaks
+    are kept.
+    """
+    escaped = "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in str(text))
+    return escaped.replace("\n", "  \n")

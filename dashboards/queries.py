@@ -53,7 +53,7 @@ def processing_view(durations: pl.DataFrame, selection: figures.Selection, k: in
     if selection.office:
         table = table.filter(pl.col(group_col) == selection.office)
     curves, too_small = figures.survival_curves(cases, group_col, k)
-    return ProcessingView(cases.height, table, figures.duration_histogram(cases), curves,
+    return ProcessingView(cases.height, table, figures.duration_histogram(cases, k=k), curves,
                           too_small, group_col)
 
 

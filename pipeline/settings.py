@@ -47,6 +47,56 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class SubmissionLimits:
+    """How much the public path (Submit page, `timelines submit`) takes, and from whom.
+
+    Each field is read from the variable named beside it (docs/security.md).
+    """
+
+    max_cases: int = 6                 # TIMELINES_SUBMIT_MAX_CASES: cases per submission
+    per_session: int = 3               # TIMELINES_SUBMIT_PER_SESSION: per browser session, hour
+    per_address: int = 6               # TIMELINES_SUBMIT_PER_ADDRESS: per client address, hour
+    global_per_hour: int = 120         # TIMELINES_SUBMIT_GLOBAL_PER_HOUR: then operator review
+    trusted_proxies: tuple[str, ...] = ()  # TIMELINES_TRUSTED_PROXIES: comma-separated IPs
+    max_contributor_share: float = 0.25    # TIMELINES_MAX_CONTRIBUTOR_SHARE of a published group
+
+
+_LIMIT_VARIABLES = {
+    "max_cases": "TIMELINES_SUBMIT_MAX_CASES",
+    "per_session": "TIMELINES_SUBMIT_PER_SESSION",
+    "per_address": "TIMELINES_SUBMIT_PER_ADDRESS",
+    "global_per_hour": "TIMELINES_SUBMIT_GLOBAL_PER_HOUR",
+}
+
+
+def submission_limits_from(values: Mapping[str, str]) -> SubmissionLimits:
+    """The submission limits from the program's variables; ValueError names a bad one."""
+    found: dict[str, int] = {}
+    for name, variable in _LIMIT_VARIABLES.items():
+        raw = values.get(variable)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            found[name] = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{variable} must be a whole number, got {raw!r}") from exc
+        if found[name] < 1:
+            raise ValueError(f"{variable} must be at least 1, got {found[name]}")
+    raw_share = values.get("TIMELINES_MAX_CONTRIBUTOR_SHARE", "").strip()
+    share = SubmissionLimits.max_contributor_share
+    if raw_share:
+        try:
+            share = float(raw_share)
+        except ValueError as exc:
+            raise ValueError(f"TIMELINES_MAX_CONTRIBUTOR_SHARE must be a number, got {raw_share!r}") from exc
+        if not 0 < share <= 1:
+            raise ValueError(f"TIMELINES_MAX_CONTRIBUTOR_SHARE must be in (0, 1], got {share}")
+    proxies = tuple(p.strip() for p in values.get("TIMELINES_TRUSTED_PROXIES", "").split(",")
+                    if p.strip())
+    return SubmissionLimits(**found, trusted_proxies=proxies, max_contributor_share=share)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where the program keeps its files, the thresholds it publishes under, its secrets."""
 
@@ -56,6 +106,7 @@ class Settings:
     stale_after_days: int = 180  # TIMELINES_STALE_AFTER_DAYS
     pseudonym_key: Secret | None = field(default=None, repr=False)  # TIMELINES_PSEUDONYM_KEY
     prefect_api_url: str | None = None  # PREFECT_API_URL: run one-off commands as flows
+    limits: SubmissionLimits = field(default_factory=SubmissionLimits)  # TIMELINES_SUBMIT_*
     env: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, compare=False
     )
@@ -92,7 +143,8 @@ class Settings:
 
     def ensure_home(self) -> Path:
         """Create the home folder (and its parents) if it does not exist yet."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        if not self.home.exists():
+            self.home.mkdir(parents=True, mode=0o700)  # it holds the key and the registry
         return self.home
 
 
@@ -152,6 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stale_after_days=stale,
         pseudonym_key=Secret(key) if key is not None else None,
         prefect_api_url=values.get("PREFECT_API_URL", "").strip() or None,
+        limits=submission_limits_from(values),
         env=MappingProxyType(values),
     )
 

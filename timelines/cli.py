@@ -38,6 +38,9 @@ def stats(
     category: Annotated[str | None, typer.Option(
         "--category", help="One category, e.g. EB-2, E21, NIW, (c)(9); 'unknown' for cases "
                            "that give none. Default: categories pooled.")] = None,
+    verified_only: Annotated[bool, typer.Option(
+        "--verified-only", help="Only cases whose history comes from the official Case Status "
+                                "API (polled), not self-reported or imported ones.")] = False,
 ) -> None:
     """Show processing-time statistics per form type, office and processing type."""
     from pipeline.parse.fields import normalize_form_type
@@ -62,12 +65,16 @@ def stats(
         snapshot = current_snapshot(cfg.published_dir)
         rows = stats_rows(snapshot, form=wanted, office=code, by=by, office_basis=office_basis,
                           min_group_size=cfg.min_group_size, processing=processing,
-                          category=wanted_category)
+                          category=wanted_category, verified_only=verified_only)
     except (NoSnapshotError, StaleSnapshotError, ValueError) as error:
         raise CliError(str(error)) from error
+    if snapshot.notice:
+        typer.echo(snapshot.notice, err=True)
     if output == "json":
         echo_json(rows)
         return
+    if verified_only:
+        typer.echo("verified cases only (histories polled from the official Case Status API)")
     _print_stats_table(rows, snapshot.is_synthetic, cfg.min_group_size)
     notice = stale_notice(rows, cfg.stale_after_days)
     if notice:
@@ -139,23 +146,31 @@ def _print_stats_table(rows: list[dict[str, Any]], synthetic: bool, k: int) -> N
     Console(width=max(130, Console().width)).print(table)
 
 
-def dashboard_command(cfg: Settings, port: int) -> list[str]:
-    """The command line that serves the Streamlit dashboard."""
+def dashboard_command(cfg: Settings, port: int, host: str = "127.0.0.1") -> list[str]:
+    """The command line that serves the Streamlit dashboard (loopback unless `host` says so)."""
     app_path = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
     return [
         sys.executable, "-m", "dashboards.serve", "run", str(app_path),
-        "--server.port", str(port), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--client.showErrorDetails", "none", "--server.maxUploadSize", "12",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
     ]
 
 
 @app.command()
-def dashboard(port: Annotated[int, typer.Option(help="Port on localhost.")] = 8501) -> None:
-    """Serve the dashboard on http://localhost:PORT (reads published snapshots only)."""
-    serve_dashboard(settings(), port, inbox_every=None)
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on: 127.0.0.1 (this machine only, the default); another only "
+             "behind a reverse proxy with TLS (docs/operations.md).")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard on http://127.0.0.1:PORT (reads published snapshots only)."""
+    serve_dashboard(settings(), port, inbox_every=None, host=host)
 
 
-def serve_dashboard(cfg: Settings, port: int, inbox_every: float | None) -> None:
+def serve_dashboard(
+    cfg: Settings, port: int, inbox_every: float | None, host: str = "127.0.0.1"
+) -> None:
     """Run the dashboard server until it exits or this process gets SIGTERM or SIGINT.
 
     With inbox_every, store waiting submissions every that many seconds meanwhile (the
@@ -173,8 +188,12 @@ def serve_dashboard(cfg: Settings, port: int, inbox_every: float | None) -> None
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    process = subprocess.Popen(dashboard_command(cfg, port), env=env)
-    typer.echo(f"dashboard on http://localhost:{port}  (Ctrl+C to stop)")
+    process = subprocess.Popen(dashboard_command(cfg, port, host), env=env)
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"dashboard listening on http://{shown}:{port}  (Ctrl+C to stop)")
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        typer.echo(f"warning: {host} is reachable from other machines; the Submit page has no "
+                   "login: serve it behind a reverse proxy with TLS (docs/operations.md)", err=True)
     if inbox_every:
         typer.echo(f"submissions made on the dashboard are counted within {inbox_every:.0f} s "
                    "(the inbox runs here while the demo serves)")

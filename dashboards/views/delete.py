@@ -10,6 +10,7 @@ from datetime import datetime
 import streamlit as st
 
 from dashboards import data, notices
+from dashboards.formatting import plain
 from pipeline.inbox.codes import InvalidCodeError
 from pipeline.inbox.folder import (
     SubmissionStatus,
@@ -31,7 +32,7 @@ def render() -> None:
         notices.synthetic_banner(snapshot)
     st.markdown(
         "Enter the deletion code you were shown when you submitted. You can look up what "
-        "happened to your submission (stored, or set aside and why), or delete it: it is then "
+        "happened to your submission, or delete it: it is then "
         "removed from the database and from the published statistics."
     )
     inbox_dir = load_settings().inbox_dir
@@ -47,18 +48,18 @@ def render() -> None:
         status = (request_deletion(inbox_dir, code, datetime.now()) if delete
                   else lookup_status(inbox_dir, code))
     except (InvalidCodeError, UnknownCodeError) as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(plain(error), icon=":material/error:")
         return
     _show(status)
 
 
 def _show(status: SubmissionStatus) -> None:
     icon = ":material/delete:" if status.state in {"deleted", "deletion_requested"} else ":material/info:"
-    st.info(status.describe(), icon=icon)
+    st.info(plain(status.describe()), icon=icon)
     if status.state == "deletion_requested":
         st.markdown("The next inbox run (every few minutes) removes it and re-publishes the figures.")
     for reason in status.reasons:
-        st.warning(reason, icon=":material/report:")
+        st.warning(plain(reason), icon=":material/report:")
 
 
 render()

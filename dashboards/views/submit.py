@@ -4,28 +4,34 @@ one-time deletion code. Writes only to the inbox folder, never to the database."
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import date, datetime
 from pathlib import Path
 
 import streamlit as st
 
 from dashboards import data, notices
-from dashboards.formatting import plain_rows
+from dashboards.formatting import plain, plain_rows
 from pipeline.inbox.consent import CONSENT_TEXT, CONSENT_VERSION, give_consent
 from pipeline.inbox.folder import SubmissionRefused, write_submission
+from pipeline.inbox.limits import admit, client_address
 from pipeline.parse.forms import COMMON_FORMS
 from pipeline.prepare.anonymize import key_of
 from pipeline.prepare.preview import (
     MAX_CSV_BYTES,
     MAX_PASTE_BYTES,
+    NotUtf8Error,
     SubmissionPreview,
+    decode_submission,
     preview_submission,
 )
 from pipeline.receipts import OFFICE_NAMES, OFFICES
-from pipeline.settings import load_settings
+from pipeline.settings import Settings, load_settings
 
 _INPUT = "submit_input"  # (text, kind) being previewed
 _CODE = "submit_code"  # the deletion code, shown until the submitter says it is saved
+_SESSION = "submit_session"  # a random id of this browser session, for the per-session limit
+_REFUSED = "submit_input_refused"  # why the given input was not even read (size, encoding)
 TEMPLATE = Path(__file__).resolve().parents[2] / "docs" / "templates" / "community-timelines-template.csv"
 MILESTONE_INPUTS = (
     ("biometrics_date", "Biometrics"), ("interview_date", "Interview"), ("rfe_date", "RFE sent"),
@@ -55,6 +61,10 @@ def render() -> None:
         _typed_input()
     with csv_tab:
         _csv_input()
+    refused = st.session_state.get(_REFUSED)
+    if refused:
+        st.error(plain(refused), icon=":material/error:")
+        return
     given = st.session_state.get(_INPUT)
     if given is None:
         return
@@ -62,13 +72,15 @@ def render() -> None:
         settings = load_settings()
         settings.ensure_home()
         key = key_of(settings)
-    except (ValueError, OSError) as error:
-        st.error(f"Submissions are not possible right now: {error}", icon=":material/error:")
+    except (ValueError, OSError):
+        st.error("Submissions are not possible right now; please try again later.",
+                 icon=":material/error:")
         return
-    preview = preview_submission(given[0], given[1], key=key, now=datetime.now())
+    preview = preview_submission(given[0], given[1], key=key, now=datetime.now(),
+                                 max_cases=settings.limits.max_cases)
     _show_preview(preview)
     if preview.records:
-        _consent_and_submit(preview, settings.inbox_dir)
+        _consent_and_submit(preview, settings)
 
 
 def _banner() -> None:
@@ -90,10 +102,11 @@ def _paste_input() -> None:
     )
     with st.form("submit_paste_form"):
         text = st.text_area("Your case's JSON", height=200, key="submit_paste_text",
-                            placeholder='{"data": {"receiptNumber": ...}}')
+                            placeholder='{"data": {"receiptNumber": ...}}',
+                            max_chars=MAX_PASTE_BYTES)
         if st.form_submit_button("Preview what would be stored", type="primary",
                                  key="submit_paste_preview"):
-            st.session_state[_INPUT] = (text or "", None)
+            _given(text or "", None, MAX_PASTE_BYTES)
 
 
 def _typed_input() -> None:
@@ -125,7 +138,7 @@ def _typed_input() -> None:
                       "office": office, "current_office": current,
                       "premium": True if premium else None, "received_date": received, **dates}
             text = json.dumps({k: v for k, v in fields.items() if v is not None}, default=str)
-            st.session_state[_INPUT] = (text, "typed_form")
+            _given(text, "typed_form", MAX_PASTE_BYTES)
 
 
 def _csv_input() -> None:
@@ -141,19 +154,46 @@ def _csv_input() -> None:
         upload = st.file_uploader("Spreadsheet saved as CSV", type=["csv", "txt"], key="submit_csv")
         if st.form_submit_button("Preview what would be stored", type="primary",
                                  key="submit_csv_preview") and upload is not None:
-            raw = upload.getvalue()
+            if upload.size > MAX_CSV_BYTES:
+                _refuse(f"the file is {upload.size / 1e6:.1f} MB; the limit is "
+                        f"{MAX_CSV_BYTES // 1_000_000} MB. A submission is a few of your own "
+                        "cases: keep only their rows")
+                return
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("cp1252", errors="replace")
-            st.session_state[_INPUT] = (text, "csv")
+                text = decode_submission(upload.getvalue())
+            except NotUtf8Error as error:
+                _refuse(str(error))
+                return
+            _given(text, "csv", MAX_CSV_BYTES)
+
+
+def _refuse(message: str) -> None:
+    """Forget the input and say why it was not read."""
+    st.session_state.pop(_INPUT, None)
+    st.session_state[_REFUSED] = message
+
+
+def _given(text: str, kind: str | None, limit: int) -> None:
+    """Take an input for preview, unless it is over the size limit of its kind."""
+    size = len(text.encode("utf-8", errors="replace"))
+    if size >= limit:
+        _refuse(f"the input is {size / 1e6:.1f} MB, at or over the limit of "
+                f"{limit / 1e6:.0f} MB, so it may be cut off and was not read. A case history "
+                "is a few kilobytes: paste only the JSON of your own case")
+        return
+    if "\x00" in text or "\ufffd" in text:
+        _refuse("the input holds bytes that are not text (it is not UTF-8): copy the text "
+                "again, or save the file as UTF-8")
+        return
+    st.session_state.pop(_REFUSED, None)
+    st.session_state[_INPUT] = (text, kind)
 
 
 def _show_preview(preview: SubmissionPreview) -> None:
     st.divider()
     st.header("What would be stored")
     for error in preview.errors:
-        st.error(error, icon=":material/error:")
+        st.error(plain(error), icon=":material/error:")
     if preview.records:
         st.dataframe(plain_rows(preview.case_rows()), hide_index=True, width="stretch",
                      key="submit_cases")
@@ -161,10 +201,22 @@ def _show_preview(preview: SubmissionPreview) -> None:
         st.dataframe(plain_rows(preview.event_rows()), hide_index=True, width="stretch",
                      key="submit_events")
     for note in preview.notes:
-        st.info(note, icon=":material/info:")
+        st.info(plain(note), icon=":material/info:")
 
 
-def _consent_and_submit(preview: SubmissionPreview, inbox_dir: Path) -> None:
+def _client() -> tuple[str, str | None, str | None]:
+    """This browser session's random id, the connecting peer and its X-Forwarded-For."""
+    session = st.session_state.setdefault(_SESSION, secrets.token_hex(16))
+    try:
+        peer = st.context.ip_address
+        forwarded = st.context.headers.get("X-Forwarded-For")
+    except (AttributeError, RuntimeError):
+        peer, forwarded = None, None
+    return str(session), peer, forwarded
+
+
+def _consent_and_submit(preview: SubmissionPreview, settings: Settings) -> None:
+    inbox_dir = settings.inbox_dir
     st.subheader("Consent")
     st.markdown(f"> {CONSENT_TEXT}")
     agreed = st.checkbox(f"I agree (consent version {CONSENT_VERSION})", key="submit_consent")
@@ -176,11 +228,26 @@ def _consent_and_submit(preview: SubmissionPreview, inbox_dir: Path) -> None:
     if st.button("Submit", type="primary", disabled=not agreed or (bool(preview.errors) and not skip),
                  key="submit_send"):
         now = datetime.now()
+        session, peer, forwarded = _client()
+        address = client_address(peer, forwarded, settings.limits.trusted_proxies)
+        try:
+            admission = admit(inbox_dir, settings.limits, session=session, address=address, now=now)
+        except OSError:
+            st.error("Nothing was submitted: submissions are not possible right now.",
+                     icon=":material/error:")
+            return
+        if not admission.allowed:
+            st.error(plain(f"Nothing was submitted: {admission.message}"), icon=":material/error:")
+            return
         try:
             submitted = write_submission(inbox_dir, preview, give_consent(now), now=now,
-                                         skip_invalid=skip)
-        except (SubmissionRefused, OSError) as error:
-            st.error(f"Nothing was submitted: {error}", icon=":material/error:")
+                                         skip_invalid=skip, hold=admission.held_for_review)
+        except SubmissionRefused as error:
+            st.error(plain(f"Nothing was submitted: {error}"), icon=":material/error:")
+            return
+        except OSError:
+            st.error("Nothing was submitted: submissions are not possible right now.",
+                     icon=":material/error:")
             return
         st.session_state.pop(_INPUT, None)
         st.session_state[_CODE] = submitted.code

@@ -15,6 +15,14 @@ from datetime import date, datetime
 import polars as pl
 
 from pipeline.analytics.stats import group_statistics
+from pipeline.analytics.suppression import (
+    DEFAULT_MAX_SHARE,
+    Relation,
+    complementary,
+    contributor_counts,
+    contributor_rule,
+    merge_small_bins,
+)
 from pipeline.analytics.survival import kaplan_meier_by_group
 
 ALL = "All"
@@ -32,6 +40,7 @@ class Selection:
     office: str | None = None
     cohort: str | None = None
     office_kind: str = "intake"
+    verified_only: bool = False  # only cases whose history comes from the official API
 
     @property
     def office_column(self) -> str:
@@ -79,6 +88,8 @@ def cohort_options(durations: pl.DataFrame) -> list[str]:
 def select_cases(durations: pl.DataFrame, selection: Selection) -> pl.DataFrame:
     """The cases a selection covers."""
     conditions: list[pl.Expr] = []
+    if selection.verified_only and "verified" in durations.columns:
+        conditions.append(pl.col("verified"))
     if selection.form:
         conditions.append(pl.col("form_type") == selection.form)
     if selection.office:
@@ -101,7 +112,27 @@ def percentile_table(
         table = total if table is None else pl.concat([total, table], how="vertical_relaxed")
     if table is None:
         return pl.DataFrame(schema={group_col: pl.String, "n_cases": pl.Int32})
-    return table.drop("computed_at")
+    return publishable(table, cases, group_col, k, all_label).drop("computed_at")
+
+
+def publishable(
+    table: pl.DataFrame, cases: pl.DataFrame, group_col: str, k: int, all_label: str | None
+) -> pl.DataFrame:
+    """The publication rules on a table computed live: k contributors, the share cap, and
+    complementary suppression between the all-groups row and the groups."""
+    if "contributor" in cases.columns:
+        counts = contributor_counts(cases, [group_col])
+        if all_label is not None:
+            everyone = contributor_counts(cases.with_columns(pl.lit(all_label).alias(group_col)),
+                                          [group_col])
+            counts = pl.concat([everyone, counts.filter(pl.col(group_col) != all_label)])
+        table = contributor_rule(table, counts, [group_col], k, DEFAULT_MAX_SHARE)
+    if all_label is not None:
+        relation = Relation(pl.col(group_col) == all_label, pl.col(group_col) != all_label, ())
+        table = table.with_columns(complementary(table, [relation], k))
+    figures = [c for c in table.columns if c not in {group_col, "suppressed", "computed_at"}]
+    return table.with_columns(
+        pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in figures)
 
 
 def typical_waits(durations: pl.DataFrame, k: int) -> pl.DataFrame:
@@ -111,10 +142,11 @@ def typical_waits(durations: pl.DataFrame, k: int) -> pl.DataFrame:
     return percentile_table(durations, "form_type", k).sort("n_cases", descending=True)
 
 
-def duration_histogram(cases: pl.DataFrame, max_bins: int = 36) -> pl.DataFrame:
+def duration_histogram(cases: pl.DataFrame, max_bins: int = 36, k: int = 1) -> pl.DataFrame:
     """Cases per duration bin, split into decided, still waiting and withdrawn/rejected.
 
-    The last bin gathers the longest 1% so one extreme case does not squash the chart.
+    The last bin gathers the longest 1% so one extreme case does not squash the chart. Bins
+    under k cases are merged with their neighbours (a histogram under k in all is empty).
     """
     schema = {"bin_start": pl.Int64, "bin_end": pl.Int64, "status": pl.String, "n": pl.UInt32}
     if cases.height == 0:
@@ -138,7 +170,7 @@ def duration_histogram(cases: pl.DataFrame, max_bins: int = 36) -> pl.DataFrame:
         .with_columns((pl.col("bin_start") + width).alias("bin_end"))
         .sort("bin_start", "status")
     )
-    return bins.select(schema.keys()).cast(schema)  # type: ignore[arg-type]
+    return merge_small_bins(bins.select(schema.keys()).cast(schema), k)  # type: ignore[arg-type]
 
 
 def nice_bin_width(span_days: int, max_bins: int) -> int:

@@ -18,10 +18,12 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from pipeline.analytics.disclosure import apply_publication_rules
 from pipeline.analytics.group_estimates import SUMMARY_COLUMNS, summarize_by_group, wilson_exprs
 from pipeline.analytics.outcomes import outcome_curves
 from pipeline.analytics.silent_updates import SILENT_UPDATES_SQL
 from pipeline.analytics.stage_times import STAGE_DURATIONS_SQL, stage_statistics
+from pipeline.analytics.suppression import DEFAULT_MAX_SHARE
 from pipeline.analytics.trends import decision_trends
 from pipeline.store.db import query_frame, transaction
 
@@ -242,8 +244,10 @@ def refresh_statistics(
     min_group_size: int,
     computed_at: datetime | None = None,
     stale_after_days: int = DEFAULT_STALE_AFTER_DAYS,
+    max_contributor_share: float = DEFAULT_MAX_SHARE,
 ) -> RefreshResult:
-    """Rebuild case_durations and every statistics table in one transaction."""
+    """Rebuild case_durations and every statistics table in one transaction, then apply the
+    publication rules (k contributors, share cap, complementary suppression)."""
     computed_at = computed_at or datetime.now()
     k = min_group_size
     with transaction(con):
@@ -269,6 +273,7 @@ def refresh_statistics(
         _replace_table(con, "decision_trends", decision_trends(con, durations, k, computed_at))
         con.execute("DELETE FROM silent_updates")
         con.execute(f"INSERT INTO silent_updates BY NAME {SILENT_UPDATES_SQL}", [k, computed_at])
+        apply_publication_rules(con, k, computed_at, grouped_statistics, max_contributor_share)
     return RefreshResult(
         n_cases=durations.height,
         n_groups=headline.height,

@@ -25,13 +25,17 @@ from pathlib import Path
 
 from pipeline.inbox.codes import hash_code, new_deletion_code
 from pipeline.inbox.consent import Consent
+from pipeline.inbox.safe_read import read_inbox_file
 from pipeline.model import CaseRecord
 from pipeline.parse.redact import redact_for_storage
 from pipeline.prepare.preview import SubmissionPreview
 from pipeline.prepare.records import RecordError, record_from_json, record_to_json
 
 ENVELOPE_FORMAT = "timelines-submission/1"
-STATES = ("waiting", "stored", "partly_stored", "quarantined", "deletion_requested", "deleted")
+# What a submitter can see. Neutral on purpose: no state depends on what else is stored
+# (whether a receipt was already known, polled or stored with another form), so a status is
+# never an oracle about someone else's case.
+STATES = ("waiting", "held_for_review", "received", "deletion_requested", "deleted", "unreadable")
 
 
 class SubmissionRefused(ValueError):
@@ -90,26 +94,33 @@ class SubmissionStatus:
 
     def describe(self) -> str:
         """One paragraph for the submitter."""
+        skipped = (f"; {self.n_quarantined} row(s) you chose to skip were set aside for the "
+                   "reasons below") if self.n_quarantined else ""
         text = {
-            "waiting": "received and waiting in the inbox; it is stored at the next ingest run",
-            "stored": f"stored: {self.n_stored} case(s) count in the statistics",
-            "partly_stored": f"partly stored: {self.n_stored} case(s) stored, "
-                             f"{self.n_quarantined} set aside (quarantined) for the reasons below",
-            "quarantined": "not stored: it was set aside (quarantined) for the reasons below",
+            "waiting": "received and waiting in the inbox; it is processed at the next ingest run",
+            "held_for_review": "received and waiting for an operator's review (many submissions "
+                               "arrived this hour); it is processed after the review",
+            "received": f"processed: {self.n_stored} case(s) taken in{skipped}. Each case counts "
+                        "in the statistics once it agrees with the data already there; a claim "
+                        "that does not is kept apart and never changes other data",
             "deletion_requested": "deletion requested: it is removed at the next ingest run",
             "deleted": "deleted: nothing of this submission is stored any more",
-        }[self.state]
+            "unreadable": "its status file is damaged; an operator has been told",
+        }.get(self.state, "unknown")
         return f"Submission {self.submission_id} ({self.submitted_at}): {text}."
 
 
 def _directories(inbox_dir: Path) -> dict[str, Path]:
-    return {name: inbox_dir / name for name in ("pending", "deletions", "status", "unreadable", ".tmp")}
+    return {name: inbox_dir / name
+            for name in ("pending", "review", "deletions", "status", "unreadable", ".tmp")}
 
 
 def ensure_inbox(inbox_dir: Path) -> None:
-    """Create the inbox folders."""
-    for path in _directories(inbox_dir).values():
-        path.mkdir(parents=True, exist_ok=True)
+    """Create the inbox folders, private to this user (0700)."""
+    for path in (inbox_dir, *_directories(inbox_dir).values()):
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path, 0o700)
 
 
 def atomic_write(path: Path, payload: dict[str, object], inbox_dir: Path) -> None:
@@ -118,7 +129,8 @@ def atomic_write(path: Path, payload: dict[str, object], inbox_dir: Path) -> Non
     temporary = inbox_dir / ".tmp" / f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
     data = json.dumps(payload, indent=1, sort_keys=True, default=str).encode()
     try:
-        with temporary.open("wb") as handle:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -150,12 +162,14 @@ def write_submission(
     *,
     now: datetime,
     skip_invalid: bool = False,
+    hold: bool = False,
 ) -> Submitted:
     """Queue a consented, previewed submission in the inbox; return its one-time deletion code.
 
     Refuses (SubmissionRefused) a preview with problems, unless `skip_invalid` is set and
     some records are fine: the others are then kept only as anonymized attempts with their
     reasons. The raw input is never written; the deletion code is stored only as a hash.
+    With `hold` (past the hourly cap) it waits in review/ for an operator instead.
     """
     if not preview.pseudonymized:
         raise SubmissionRefused("internal: a preview made without the pseudonym key cannot be stored")
@@ -187,10 +201,10 @@ def write_submission(
         ],
         "rejected": rejected,
     }
-    pending = _directories(inbox_dir)["pending"] / f"{submission_id}.json"
+    pending = _directories(inbox_dir)["review" if hold else "pending"] / f"{submission_id}.json"
     atomic_write(pending, envelope, inbox_dir)
     write_status(inbox_dir, digest, SubmissionStatus(
-        "waiting", submission_id, envelope["submitted_at"], now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
+        "held_for_review" if hold else "waiting", submission_id, envelope["submitted_at"], now.isoformat(timespec="seconds"),  # type: ignore[arg-type]
         n_cases=len(preview.records),
     ))
     return Submitted(code, submission_id, len(preview.records), len(rejected))
@@ -202,16 +216,41 @@ def pending_files(inbox_dir: Path) -> list[Path]:
     return sorted(folder.glob("s_*.json")) if folder.exists() else []
 
 
+def review_files(inbox_dir: Path) -> list[Path]:
+    """Submissions held for an operator's review, oldest first."""
+    folder = _directories(inbox_dir)["review"]
+    return sorted(folder.glob("s_*.json")) if folder.exists() else []
+
+
+def release_held(inbox_dir: Path, submission_id: str, *, approve: bool, now: datetime) -> bool:
+    """Approve (move to pending) or reject (drop) a held submission; False if there is none."""
+    path = _directories(inbox_dir)["review"] / f"{submission_id}.json"
+    if "/" in submission_id or not path.exists():
+        return False
+    envelope = read_envelope(path)
+    if approve:
+        os.replace(path, _directories(inbox_dir)["pending"] / path.name)
+        state = "waiting"
+    else:
+        path.unlink()
+        state = "deleted"
+    stamp = envelope.submitted_at.isoformat(timespec="seconds")
+    write_status(inbox_dir, envelope.deletion_hash, SubmissionStatus(
+        state, envelope.submission_id, stamp, now.isoformat(timespec="seconds"),
+        n_cases=len(envelope.records)))
+    return True
+
+
 def read_envelope(path: Path) -> Envelope:
     """Read a pending submission back, re-checking every record; RecordError if damaged."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_inbox_file(path))
     except FileNotFoundError:
         raise  # taken by another run, or deleted while waiting: not damage
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RecordError(f"{path.name} cannot be read: {error}") from error
+        raise RecordError(f"the file cannot be read: {error}") from error
     if not isinstance(data, dict) or data.get("format") != ENVELOPE_FORMAT:
-        raise RecordError(f"{path.name} is not a submission written by this program")
+        raise RecordError("the file is not a submission written by this program")
     try:
         consent = data["consent"]
         cases = data["cases"]
@@ -232,7 +271,7 @@ def read_envelope(path: Path) -> Envelope:
             ),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise RecordError(f"{path.name} is damaged: {error}") from error
+        raise RecordError(f"the file is damaged: {error}") from error
 
 
 def set_aside(inbox_dir: Path, path: Path) -> Path:
@@ -264,9 +303,11 @@ def read_status(inbox_dir: Path, digest: str) -> SubmissionStatus | None:
     """The recorded status for a code hash, or None."""
     path = status_path(inbox_dir, digest)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_inbox_file(path))
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return SubmissionStatus("unreadable", "?", "?", "?")
     return SubmissionStatus(
         state=str(data["state"]), submission_id=str(data["submission_id"]),
         submitted_at=str(data["submitted_at"]), updated_at=str(data["updated_at"]),
@@ -294,7 +335,7 @@ def request_deletion(inbox_dir: Path, code: str, now: datetime) -> SubmissionSta
     status = lookup_status(inbox_dir, code)
     if status.state == "deleted":
         return status
-    for path in pending_files(inbox_dir):
+    for path in [*pending_files(inbox_dir), *review_files(inbox_dir)]:
         with suppress(RecordError, FileNotFoundError):
             if read_envelope(path).deletion_hash == digest:
                 with suppress(FileNotFoundError):

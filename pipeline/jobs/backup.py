@@ -111,7 +111,16 @@ def create_backup(settings: Settings, target: Path, now: datetime | None = None)
         duckdb_version=duckdb.__version__,
     )
     (target / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    make_private(target)
     return manifest
+
+
+def make_private(folder: Path) -> None:
+    """Every file under `folder` 0600 and every folder 0700: a backup holds the key and receipts."""
+    os.chmod(folder, 0o700)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def read_manifest(source: Path) -> BackupManifest:

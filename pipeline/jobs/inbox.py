@@ -12,8 +12,10 @@ import hashlib
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from pipeline.inbox.folder import (
+    Envelope,
     SubmissionStatus,
     deletion_requested,
     deletion_requests,
@@ -63,12 +65,43 @@ def _stamp(now: datetime) -> str:
     return now.isoformat(timespec="seconds")
 
 
-def unreadable_file(name: str, error: str) -> Rejection:
-    """The quarantine entry of an inbox file that could not be read: its name and why."""
+def unreadable_file(name: str, error: str, number: int = 1) -> Rejection:
+    """The quarantine entry of an inbox file that could not be read: an opaque reference
+    (its number in the run; the run id is stored beside it) and why, never its name."""
     reason = (f"the submission file could not be read, so it was set aside in "
               f"inbox/unreadable/ for an operator: {redact_for_storage(error)}")
     digest = hashlib.sha256(f"inbox\0{name}\0{reason}".encode()).hexdigest()[:40]
-    return Rejection(origin=f"inbox file {name}", reasons=(reason,), fingerprint=digest)
+    return Rejection(origin=f"inbox file {number}", reasons=(reason,), fingerprint=digest)
+
+
+def public_status(envelope: Envelope, outcome: StoreOutcome, now: datetime) -> SubmissionStatus:
+    """What the submitter may see: nothing that depends on what else is stored.
+
+    Whether a case was merged, kept apart or conflicted with stored data is never said (it
+    would tell anyone holding a receipt number whether its owner opted in, and the form):
+    only what the submission itself decided (the rows its submitter chose to skip).
+    """
+    skipped = len(envelope.rejected)
+    return SubmissionStatus(
+        "received", envelope.submission_id, _stamp(envelope.submitted_at), _stamp(now),
+        n_cases=len(envelope.records) + skipped, n_stored=len(envelope.records),
+        n_quarantined=skipped,
+        reasons=tuple(f"{r.label}: {m}" for r in envelope.rejected for m in r.reasons),
+    )
+
+
+def _read_pending(inbox: Path) -> tuple[list[tuple[Path, Envelope]], list[tuple[Path, str]]]:
+    """Read every pending file before the database is opened (a slow file holds nothing)."""
+    good: list[tuple[Path, Envelope]] = []
+    bad: list[tuple[Path, str]] = []
+    for path in pending_files(inbox):
+        try:
+            good.append((path, read_envelope(path)))
+        except FileNotFoundError:
+            continue  # deleted while waiting, or taken by another run
+        except RecordError as error:
+            bad.append((path, str(error)))
+    return good, bad
 
 
 def apply_deletion_requests(settings: Settings, now: datetime | None = None) -> list[DeletionOutcome]:
@@ -98,22 +131,19 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
     now = now or datetime.now()
     inbox = settings.inbox_dir
     result = InboxResult()
-    files = pending_files(inbox)
-    if not files:
+    if not pending_files(inbox):
+        return result
+    envelopes, damaged = _read_pending(inbox)
+    if not envelopes and not damaged:
         return result
     settings.ensure_home()
     with open_store(settings.database_path) as con:
         run_id = next_run_id(con)
-        for path in pending_files(inbox):
-            try:
-                envelope = read_envelope(path)
-            except FileNotFoundError:
-                continue  # deleted while waiting, or taken by another run
-            except RecordError as error:
-                # the reason is kept first, so a crash before the move only repeats it
-                quarantine_rejections(con, run_id, [unreadable_file(path.name, str(error))])
-                result.unreadable.append(set_aside(inbox, path).name)
-                continue
+        for number, (path, error) in enumerate(damaged, start=1):
+            # the reason is kept first, so a crash before the move only repeats it
+            quarantine_rejections(con, run_id, [unreadable_file(path.name, error, number)])
+            result.unreadable.append(set_aside(inbox, path).name)
+        for path, envelope in envelopes:
             if deletion_requested(inbox, envelope.deletion_hash):
                 with suppress(FileNotFoundError):
                     path.unlink()
@@ -121,23 +151,20 @@ def store_pending_submissions(settings: Settings, now: datetime | None = None) -
             outcome = store_submission(con, envelope, run_id, now)
             result.stored.append(outcome)
             if not deletion_requested(inbox, envelope.deletion_hash):
-                write_status(inbox, envelope.deletion_hash, SubmissionStatus(
-                    outcome.state, envelope.submission_id, _stamp(envelope.submitted_at),
-                    _stamp(now), outcome.n_cases, outcome.n_stored, outcome.n_quarantined,
-                    tuple(outcome.reasons),
-                ))
+                write_status(inbox, envelope.deletion_hash, public_status(envelope, outcome, now))
             with suppress(FileNotFoundError):
                 path.unlink()
+        # The run row is published (health page): it says how many cases the submissions
+        # held, not how many were new, merged or kept apart, which would tell anyone who
+        # submitted a receipt whether it was already known.
         summary = LoadResult(
             run_id,
             n_read=len(result.stored),
-            n_stored=sum(s.n_stored for s in result.stored if not s.already_stored),
-            n_new_cases=sum(s.n_new_cases for s in result.stored),
-            n_new_events=sum(s.n_new_events for s in result.stored),
+            n_stored=sum(len(e.records) for _, e in envelopes),
         )
         with transaction(con):
             record_run(con, run_id, FLOW_NAME, now, summary,
-                       message=f"{sum(s.n_quarantined for s in result.stored)} quarantined, "
+                       message=f"{len(result.stored)} submission(s), "
                                f"{len(result.unreadable)} unreadable")
     return result
 

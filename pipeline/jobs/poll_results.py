@@ -213,7 +213,7 @@ def store_poll(
         try:
             with transaction(con):
                 new_by_case = _new_events_by_case(con, chunk.events)
-                store_chunk(con, chunk, run.run_id, run.result)
+                store_chunk(con, chunk, run.run_id, run.result, provenance="verified")
                 record_observations(
                     con, prepared.observations.filter(pl.col("case_id").is_in(kept.implode()))
                 )

@@ -29,7 +29,8 @@ def _refresh(con: duckdb.DuckDBPyConnection, settings: Settings) -> RefreshResul
     run_id = next_run_id(con)
     try:
         result = refresh_statistics(
-            con, settings.min_group_size, stale_after_days=settings.stale_after_days
+            con, settings.min_group_size, stale_after_days=settings.stale_after_days,
+            max_contributor_share=settings.limits.max_contributor_share,
         )
     except Exception as error:
         record_failed_run(con, run_id, "refresh", started, f"{type(error).__name__}: {error}")

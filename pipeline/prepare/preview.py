@@ -36,6 +36,9 @@ from pipeline.receipts import RECEIPT_IN_TEXT_RE, InvalidReceiptError
 
 MAX_PASTE_BYTES = 1_000_000
 MAX_CSV_BYTES = 10_000_000
+# The public path is for one person's own cases (a family's filings); bulk files are the
+# operator's `timelines ingest`. Settings.limits.max_cases overrides it.
+MAX_CASES_PER_SUBMISSION = 6
 KIND_LABELS: dict[str, str] = {
     "case_status_api": "an official Case Status API answer",
     "myuscis": "myUSCIS JSON",
@@ -51,7 +54,11 @@ NOT_KEPT = (
     "type, offices, fiscal year, premium flag and dated stages. Names, A-numbers, addresses, "
     "e-mails, phone numbers, document names and ids and all free text are dropped."
 )
-_SCRIPT_RE = re.compile(r"<\s*script|javascript:|<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
+_SCRIPT_RE = re.compile(
+    r"<\s*(script|svg|iframe|object|embed|img|math|style|link|meta|base|form|body)\b"
+    r"|javascript:|vbscript:|data:text/html|<[^>]*[\s/\"'`]on[a-z]+\s*=",
+    re.IGNORECASE,
+)
 _PAGE_RE = re.compile(r"^\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
 
 
@@ -122,14 +129,33 @@ class _Reading:
     notes: list[str] = field(default_factory=list)
 
 
+class NotUtf8Error(ValueError):
+    """Bytes that are not UTF-8 text; the message says how to save them as UTF-8."""
+
+
+def decode_submission(raw: bytes) -> str:
+    """The text of submitted bytes: UTF-8 (a byte-order mark is fine), else NotUtf8Error."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise NotUtf8Error(
+            f"this is not UTF-8 text (byte {error.start + 1} cannot be read), so nothing was "
+            "read from it. Save the file as UTF-8 (in Excel: Save As, 'CSV UTF-8'; in a text "
+            "editor: encoding UTF-8) and try again"
+        ) from error
+
+
 def preview_submission(
-    text: str, kind: str | None = None, *, key: PseudonymKey | None, now: datetime
+    text: str, kind: str | None = None, *, key: PseudonymKey | None, now: datetime,
+    max_cases: int | None = MAX_CASES_PER_SUBMISSION,
 ) -> SubmissionPreview:
     """Read, anonymize and check a submission; return what would be stored, or the problems.
 
     `kind` is one of KINDS (None or "auto" detects it). With key=None no pseudonym is
     computed (for explaining a history without storing it). `now` dates the observation
     and bounds "in the future". Never raises for bad input and never writes anything.
+    More than `max_cases` distinct cases (None: no limit, for an operator's import) is an
+    error.
     """
     chosen = None if kind in (None, "auto") else kind
     if chosen is not None and chosen not in KINDS:
@@ -146,7 +172,15 @@ def preview_submission(
             f"we could not read this input ({type(error).__name__}); check that it is a whole, "
             "unedited answer, and tell us if it is",
         ))
-    return _checked(reading, key, now)
+    preview = _checked(reading, key, now)
+    n_cases = len(preview.records) + len(preview.rejected)
+    if max_cases is not None and n_cases > max_cases:
+        return SubmissionPreview(preview.kind, errors=(
+            f"this holds {n_cases} different cases; a submission is for your own cases (a "
+            f"family's filings), at most {max_cases}. Submit each person's cases separately; "
+            "a community spreadsheet is imported by the site's operator (`timelines ingest`)",
+        ), notes=preview.notes)
+    return preview
 
 
 def _refuse_text(text: str, kind: str | None) -> str | None:
@@ -290,11 +324,19 @@ def _checked(reading: _Reading, key: PseudonymKey | None, now: datetime) -> Subm
     for number, case in enumerate(reading.parsed, start=1):
         label = "the case" if single else f"case {number} ({case.form_type or 'form unknown'})"
         labelled.append((label, anonymize_case(case, real_key, now)))
-    occurrences: Counter[tuple[object, ...]] = Counter()
+    identities: Counter[tuple[object, ...]] = Counter()
     for timeline in reading.rows.timelines:
-        identity = (timeline.form_type, timeline.intake_office, timeline.received_date, timeline.events)
-        labelled.append((timeline.label, timeline_record(timeline, real_key, now, occurrences[identity])))
-        occurrences[identity] += 1
+        # identical timelines without a receipt are one case: the same pseudonym, merged below
+        labelled.append((timeline.label, timeline_record(timeline, real_key, now)))
+        if timeline.receipt_number is None and not timeline.case_ref:
+            identities[(timeline.form_type, timeline.intake_office, timeline.received_date,
+                        tuple(timeline.events))] += 1
+    repeats = sum(n - 1 for n in identities.values())
+    if repeats:
+        notes.append(
+            f"{repeats} timeline(s) repeat another one exactly and count once: without a "
+            "receipt number, identical timelines in one submission are taken to be the same case"
+        )
     without_receipt = sum(t.receipt_number is None for t in reading.rows.timelines)
     if without_receipt:
         notes.append(

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from pipeline.analytics.disclosure import relations_of
+from pipeline.analytics.suppression import complementary
 from pipeline.publish.reader import Snapshot
 
 # exported name -> (published table, what a row is)
@@ -104,6 +107,9 @@ COLUMN_DOCS: dict[str, str] = {
     "transfer_rate": "cases transferred to another office so far / all cases",
     "transfer_ci_low": "Wilson 95% interval, low end", "transfer_ci_high": "Wilson 95%, high end",
     "synthetic_share": "share of the group's cases that are synthetic sample data",
+    "n_verified": "cases of the group whose history comes from the official Case Status API "
+                  "(polled); the others are self-reported or imported by the operator",
+    "n_contributors": "distinct contributors: a self-reported case counts once per submission",
     "computed_at": "when the statistics were computed",
     "day": "days after receipt",
     "n_at_risk": "cases still open after `day` days (what the shares at that day rest on)",
@@ -176,10 +182,12 @@ def public_table(snapshot: Snapshot, table: str, min_group_size: int | None = No
     if leaked:
         raise ValueError(f"{table} holds case-level columns {sorted(leaked)}: not exportable")
     size = GROUP_SIZE_COLUMN.get(table)
-    if min_group_size is not None and size in frame.columns:
+    published_k = int(str(snapshot.meta.get("min_group_size") or 1))
+    if min_group_size is not None and size in frame.columns and min_group_size > published_k:
         frame = frame.with_columns(
             (pl.col("suppressed") | (pl.col(size) < min_group_size)).alias("suppressed")
         )
+        frame = frame.with_columns(complementary(frame, relations_of(table), min_group_size))
     if min_group_size is not None and "community_n_cases" in frame.columns:
         small = pl.col("community_suppressed") | (pl.col("community_n_cases") < min_group_size)
         frame = frame.with_columns(small.fill_null(pl.col("community_suppressed"))
@@ -196,16 +204,36 @@ def public_table(snapshot: Snapshot, table: str, min_group_size: int | None = No
     return frame
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralise_cell(value: str | None) -> str | None:
+    """Prefix a text cell a spreadsheet would run as a formula with ' (OWASP CSV injection)."""
+    if value is None or not value.startswith(_FORMULA_START) or _NUMBER_RE.match(value):
+        return value
+    return "'" + value
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text column with formula-looking cells neutralised, for CSV files people open."""
+    return frame.with_columns(
+        pl.col(name).map_elements(neutralise_cell, return_dtype=pl.String)
+        for name, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
 def export_tables(
     snapshot: Snapshot, directory: Path, min_group_size: int | None = None
 ) -> ExportResult:
     """Write every exported table as CSV and Parquet plus data_dictionary.{md,csv}."""
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory} is a file, not a folder")
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
     staging = directory / f".export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     written: list[Path] = []
     counts: dict[str, int] = {}
     try:
@@ -215,10 +243,11 @@ def export_tables(
                 continue
             tables[name] = public_table(snapshot, source, min_group_size)
             tables[name].write_parquet(staging / f"{name}.parquet")
-            tables[name].write_csv(staging / f"{name}.csv")
+            neutralise_formulas(tables[name]).write_csv(staging / f"{name}.csv")
             counts[name] = tables[name].height
         _write_dictionary(staging, tables, snapshot, min_group_size)
         for path in sorted(staging.iterdir()):
+            os.chmod(path, 0o600)
             os.replace(path, directory / path.name)
             written.append(directory / path.name)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,11 @@ SUPPRESSED_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "outcome_curves": (
         ("form_type", "office", "processing", "day"), "form_type, office, processing, day"
+    ),
+    # the same over verified (polled) cases only: `timelines stats --verified-only`
+    "group_stats_verified": (
+        ("grouping", "office_basis", "form_type", "office", "cohort", "category", "processing"),
+        "grouping, office_basis, form_type, office, cohort, category, processing",
     ),
     "decision_trends": (
         ("form_type", "office", "processing", "decision_month"),
@@ -122,7 +128,12 @@ PUBLISHED_TABLES: dict[str, str] = {
     "durations": (
         "SELECT form_type, intake_office, current_office, received_month, decision_month,"
         " outcome, duration_days, decided, had_rfe, had_interview, transferred, premium, synthetic,"
-        " had_biometrics, had_rfe_response, processing, category, entry_days, stale"
+        " had_biometrics, had_rfe_response, processing, category, entry_days, stale,"
+        " coalesce(provenance = 'verified', false) AS verified,"
+        # an opaque number per contributor, new in every snapshot: the dashboard counts k in
+        # contributors (one per submission for self-reported cases), never sees who they are
+        " dense_rank() OVER (ORDER BY md5(coalesce(contributor, '') || '{salt}'))::INTEGER"
+        " AS contributor"
         " FROM case_durations"
     ),
     "official_processing_times": (
@@ -165,12 +176,14 @@ def suppressed_query(con: duckdb.DuckDBPyConnection, table: str) -> str:
 def published_queries(con: duckdb.DuckDBPyConnection, min_group_size: int) -> dict[str, str]:
     """Every published table's query, for a minimum group size."""
     queries = {name: suppressed_query(con, name) for name in SUPPRESSED_TABLES}
+    salt = secrets.token_hex(16)
     for name, query in PUBLISHED_TABLES.items():
         queries[name] = (
             query.replace("{k}", str(int(min_group_size)))
             .replace("{note}", METHOD_NOTE.replace("'", "''"))
             .replace("{legacy_note}", LEGACY_METHOD_NOTE.replace("'", "''"))
             .replace("{all}", ALL_CATEGORIES)
+            .replace("{salt}", salt)
         )
     return queries
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.analytics.disclosure import GROUP_RELATIONS
+from pipeline.analytics.suppression import complementary
 from pipeline.publish.reader import Snapshot
 
 # --by value -> the grouping of group_stats it reads
@@ -31,7 +33,7 @@ STATS_FIELDS: tuple[str, ...] = (
     "denial_rate", "denial_ci_low", "denial_ci_high",
     "rfe_rate", "rfe_ci_low", "rfe_ci_high",
     "transfer_rate", "transfer_ci_low", "transfer_ci_high",
-    "synthetic_share",
+    "synthetic_share", "n_verified", "n_contributors",
 )
 _KEYS = {"form_type", "office", "office_basis", "cohort", "category", "processing", "suppressed"}
 
@@ -50,6 +52,7 @@ def stats_rows(
     min_group_size: int | None = None,
     processing: str | None = None,
     category: str | None = None,
+    verified_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of published statistics, every figure and count empty for groups under k.
 
@@ -57,6 +60,8 @@ def stats_rows(
     groups under it as well. processing None gives a regular and a premium row per group
     (never pooled); 'any' gives the pooled row. Rows pool categories unless `by` is a
     category grouping or `category` picks one.
+    With min_group_size above the snapshot's k, complementary suppression runs again at
+    that k. `verified_only` reads the statistics of verified (polled) cases only.
     """
     if by not in BY_GROUPING:
         raise ValueError(f"--by must be one of {', '.join(BY_GROUPING)}, not {by!r}")
@@ -64,7 +69,8 @@ def stats_rows(
         raise ValueError(f"--office-basis must be intake or current, not {office_basis!r}")
     if processing is not None and processing not in PROCESSING_CHOICES:
         raise ValueError(f"--processing must be regular, premium or any, not {processing!r}")
-    if not (snapshot.path / "group_stats.parquet").exists():
+    source = "group_stats_verified" if verified_only else "group_stats"
+    if not (snapshot.path / f"{source}.parquet").exists():
         raise StaleSnapshotError(
             "the published statistics predate this version: run `timelines refresh`"
         )
@@ -83,7 +89,7 @@ def stats_rows(
         conditions.append(pl.col("office") == office)
     if category is not None:
         conditions.append(pl.col("category") == category)
-    scan = snapshot.scan("group_stats")
+    scan = snapshot.scan(source)
     if "processing" not in scan.collect_schema().names():
         raise StaleSnapshotError(
             "the published statistics predate processing types: run `timelines refresh`"
@@ -92,12 +98,17 @@ def stats_rows(
         conditions.append(pl.col("processing").is_in(["regular", "premium"]))
     else:
         conditions.append(pl.col("processing") == processing)
-    table = scan.filter(*conditions).collect()
-    if min_group_size is not None:
+    table = scan.collect()
+    for column in ("n_verified", "n_contributors"):
+        if column not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=pl.Int32).alias(column))
+    published_k = int(str(snapshot.meta.get("min_group_size") or 1))
+    if min_group_size is not None and min_group_size > published_k:
         table = table.with_columns(
             (pl.col("suppressed") | (pl.col("n_cases") < min_group_size)).alias("suppressed")
         )
-    table = blank_suppressed(table).sort(
+        table = table.with_columns(complementary(table, GROUP_RELATIONS, min_group_size))
+    table = blank_suppressed(table.filter(*conditions)).sort(
         "form_type", "office", "cohort", "category", "processing", nulls_last=True
     )
     rows = table.select(STATS_FIELDS).to_dicts()

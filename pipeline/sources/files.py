@@ -86,17 +86,26 @@ def open_table(path: Path) -> TextIO:
     return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
 
 
+def document_origin(file_number: int, line: int | None = None) -> str:
+    """An opaque origin: the file's number in this run (and the line), never its name.
+
+    File names often hold names, A-numbers or e-mails; the run id is stored beside the
+    origin, so (run, file number) identifies the input for an operator who has the files.
+    """
+    return f"file {file_number}" + (f" line {line}" if line is not None else "")
+
+
 def read_documents(paths: Iterable[Path]) -> Iterator[RawDocument]:
     """Yield every document in the given JSON files and folders (tables are read apart)."""
-    for file in discover_files(paths):
-        name = scrub(file.name)
+    for file_number, file in enumerate(discover_files(paths), start=1):
+        name = document_origin(file_number)
         try:
             observed = datetime.fromtimestamp(file.stat().st_mtime)
             if file.suffix.lower() in LINES_SUFFIXES:
                 with file.open("rb") as handle:
                     for number, line in enumerate(handle, start=1):
                         if line.strip():
-                            yield RawDocument(f"{name}:{number}", line, observed)
+                            yield RawDocument(document_origin(file_number, number), line, observed)
             else:
                 yield RawDocument(name, file.read_bytes(), observed)
         except OSError as error:  # unreadable: quarantined with its reason, the rest goes on

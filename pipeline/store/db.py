@@ -8,11 +8,12 @@ it: it reads the snapshots that `pipeline.publish.snapshot` writes.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,17 @@ def connect(
     sleep: Callable[[float], None] = time.sleep,
 ) -> duckdb.DuckDBPyConnection:
     """Open the database, retrying with back-off while another process holds its lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            if not read_only:  # DuckDB creates files with the umask: keep them private
+                for private in (path, Path(f"{path}.wal")):
+                    with suppress(OSError):
+                        os.chmod(private, 0o600)
             # no progress bars: they would go to stdout, into a command's JSON output
             con.execute("SET enable_progress_bar = false")
             return con

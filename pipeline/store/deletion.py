@@ -17,7 +17,7 @@ from pipeline.store.db import first_row, transaction
 from pipeline.store.submissions import origin_of
 
 _OWN_TABLES = {"cases", "status_events", "quarantine", "submissions", "submission_cases",
-               "submission_events"}
+               "submission_events", "claims_apart"}
 # Tables recomputed from `cases` by the refresh: their rows of a deleted case go with it. A row
 # of a deleted case in any other table keyed by case_id (poll outcomes, observations) means
 # another source knows the case, so the case is kept.
@@ -99,7 +99,7 @@ def delete_submission(con: duckdb.DuckDBPyConnection, deletion_hash: str) -> Del
                           " (SELECT unnest(?::VARCHAR[]))", [origins]))
         n_quarantined = int(row[0]) if row else 0
         con.execute("DELETE FROM quarantine WHERE origin IN (SELECT unnest(?::VARCHAR[]))", [origins])
-        for table in ("submission_events", "submission_cases", "submissions"):
+        for table in ("claims_apart", "submission_events", "submission_cases", "submissions"):
             con.execute(f"DELETE FROM {table} WHERE submission_id IN"
                         " (SELECT submission_id FROM doomed_submissions)")
         for temp in ("doomed_events", "doomed_cases", "doomed_submissions"):

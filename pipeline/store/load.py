@@ -94,11 +94,28 @@ def load_chunks(
     return result
 
 
+PROVENANCES = ("verified", "self_reported", "operator")
+
+
 def store_chunk(
-    con: duckdb.DuckDBPyConnection, chunk: PreparedChunk, run_id: int, result: LoadResult
+    con: duckdb.DuckDBPyConnection, chunk: PreparedChunk, run_id: int, result: LoadResult,
+    provenance: str = "operator",
 ) -> None:
-    """Merge one chunk into the tables (the caller holds the transaction)."""
+    """Merge one chunk into the tables (the caller holds the transaction).
+
+    `provenance` says who vouches for the rows: 'verified' (polled from the official API)
+    takes a case over: its form, office and events replace whatever self-reported or
+    operator rows said about it. Others merge as before, and never change a verified case.
+    """
+    if provenance not in PROVENANCES:
+        raise ValueError(f"provenance must be one of {PROVENANCES}, not {provenance!r}")
     cases, events = chunk.cases, chunk.events
+    if provenance == "verified":
+        _take_over(con, cases)
+    else:
+        cases, events = _without_verified(con, cases, events)
+    cases = cases.with_columns(pl.lit(provenance).alias("provenance"))
+    events = events.with_columns(pl.lit(provenance).alias("provenance"))
     conflicts = _conflicting_form_types(con, cases)
     rejections = [*chunk.rejections, *(
         Rejection(
@@ -154,7 +171,8 @@ INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
        observed_at AS last_seen, last_modified, synthetic,
-       category, processing, tracked_since, last_checked, received_estimated
+       category, processing, tracked_since, last_checked, received_estimated,
+       provenance, source AS provenance_source
 FROM incoming_cases
 ON CONFLICT (case_id) DO UPDATE SET
     current_office = coalesce(excluded.current_office, cases.current_office),
@@ -178,10 +196,47 @@ ON CONFLICT (case_id) DO UPDATE SET
 _INSERT_EVENTS = """
 INSERT INTO status_events BY NAME
 SELECT case_id, event_date, stage, any_value(title) AS title,
-       any_value(source) AS source, ? AS run_id
+       any_value(source) AS source, ? AS run_id, any_value(provenance) AS provenance
 FROM incoming_events GROUP BY case_id, event_date, stage
 ON CONFLICT DO NOTHING
 """
+
+
+def _take_over(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> None:
+    """Verified answers replace what anyone else said about these cases."""
+    if cases.height == 0:
+        return
+    con.register("verified_cases", cases.select(
+        "case_id", "form_type", "intake_office", "received_date", "source"))
+    try:
+        con.execute(
+            "DELETE FROM status_events WHERE provenance IS DISTINCT FROM 'verified'"
+            " AND case_id IN (SELECT case_id FROM verified_cases)")
+        con.execute(
+            "UPDATE cases SET form_type = v.form_type, intake_office = v.intake_office,"
+            " received_date = v.received_date, provenance = 'verified', provenance_source = v.source FROM verified_cases v"
+            " WHERE cases.case_id = v.case_id AND cases.provenance IS DISTINCT FROM 'verified'")
+    finally:
+        con.unregister("verified_cases")
+
+
+def _without_verified(
+    con: duckdb.DuckDBPyConnection, cases: pl.DataFrame, events: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Leave out rows about verified cases: nothing but the official API changes them."""
+    if cases.height == 0:
+        return cases, events
+    con.register("incoming_ids", cases.select("case_id"))
+    try:
+        verified = query_frame(
+            con, "SELECT case_id FROM cases WHERE provenance = 'verified'"
+                 " AND case_id IN (SELECT case_id FROM incoming_ids)")
+    finally:
+        con.unregister("incoming_ids")
+    if verified.height == 0:
+        return cases, events
+    return (cases.join(verified, on="case_id", how="anti"),
+            events.join(verified, on="case_id", how="anti"))
 
 
 def _conflicting_form_types(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> pl.DataFrame:

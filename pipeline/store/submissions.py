@@ -62,7 +62,13 @@ def _existing(con: duckdb.DuckDBPyConnection, submission_id: str) -> StoreOutcom
                         reasons=reasons, already_stored=True)
 
 
-def _conflicts(con: duckdb.DuckDBPyConnection, records: list[CaseRecord]) -> dict[str, str]:
+def _kept_apart(con: duckdb.DuckDBPyConnection, records: list[CaseRecord]) -> dict[str, str]:
+    """Claims that must not be merged: about a verified or operator case, or another form.
+
+    A self-reported claim merges only into a self-reported case of the same form; anything
+    else is kept apart (case id -> why), so one person's claim never changes data others
+    vouch for.
+    """
     if not records:
         return {}
     frame = pl.DataFrame({"case_id": [r.case_id for r in records],
@@ -71,12 +77,15 @@ def _conflicts(con: duckdb.DuckDBPyConnection, records: list[CaseRecord]) -> dic
     con.register("submitted_forms", frame)
     try:
         rows = con.execute(
-            "SELECT s.case_id, c.form_type FROM submitted_forms s JOIN cases c USING (case_id)"
-            " WHERE c.form_type <> s.form_type"
+            "SELECT s.case_id, CASE WHEN c.provenance = 'verified' THEN 'verified_case'"
+            " WHEN c.provenance IS DISTINCT FROM 'self_reported' THEN 'operator_case'"
+            " ELSE 'form_conflict' END"
+            " FROM submitted_forms s JOIN cases c USING (case_id)"
+            " WHERE c.provenance IS DISTINCT FROM 'self_reported' OR c.form_type <> s.form_type"
         ).fetchall()
     finally:
         con.unregister("submitted_forms")
-    return {str(case_id): str(form) for case_id, form in rows}
+    return {str(case_id): str(why) for case_id, why in rows}
 
 
 def store_submission(
@@ -99,15 +108,14 @@ def _store(
     checked = validate_frames(cases, events, (now + timedelta(days=1)).date())
     reasons: dict[str, list[str]] = {k: list(v) for k, v in checked.reasons.items()}
     valid = [r for r in records if r.case_id not in reasons]
-    for case_id, stored_form in _conflicts(con, valid).items():
-        incoming = next(r.form_type for r in valid if r.case_id == case_id)
-        reasons[case_id] = [
-            f"this case is already stored as {stored_form} (submitted before, or polled), but "
-            f"this history says {incoming}: one of them is wrong, so neither is changed. If "
-            f"yours is right, delete the other submission with its code, or tell us"
-        ]
-    accepted = [r for r in records if r.case_id not in reasons]
+    apart = _kept_apart(con, valid)
     by_id = {r.case_id: r for r in records}
+    if apart:
+        con.executemany(
+            "INSERT INTO claims_apart VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [[envelope.submission_id, case_id, why, json.dumps(attempt_to_json(by_id[case_id])), now]
+             for case_id, why in apart.items()])
+    accepted = [r for r in valid if r.case_id not in apart]
     rejections = [
         Rejection(
             origin=origin_of(envelope.submission_id),
@@ -130,8 +138,9 @@ def _store(
     _record_lineage(con, envelope.submission_id, accepted)
     ok_cases, ok_events = to_frames(accepted)
     result = LoadResult(run_id)
-    store_chunk(con, PreparedChunk(ok_cases, ok_events, rejections, {}, 1), run_id, result)
-    n_quarantined = len(reasons) + len(envelope.rejected)
+    store_chunk(con, PreparedChunk(ok_cases, ok_events, rejections, {}, 1), run_id, result,
+                provenance="self_reported")
+    n_quarantined = len(reasons) + len(apart) + len(envelope.rejected)
     state = "stored" if not n_quarantined else ("partly_stored" if accepted else "quarantined")
     con.execute(
         "INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -80,12 +80,18 @@ def test_selection_filters_form_office_kind_and_cohort() -> None:
 
 
 def test_percentile_table_suppresses_groups_under_k() -> None:
-    frame = pl.concat([random_cases(40, office="NSC"), random_cases(6, office="TSC")])
+    frame = pl.concat([random_cases(40, office="NSC"), random_cases(30, office="VSC"),
+                       random_cases(6, office="TSC")])
     table = figures.percentile_table(frame, "intake_office", 10, all_label="All offices")
     rows = {r["intake_office"]: r for r in table.iter_rows(named=True)}
-    assert rows["All offices"]["n_cases"] == 46
+    assert rows["All offices"]["n_cases"] == 76
     assert rows["TSC"]["suppressed"] and rows["TSC"]["median_days"] is None
-    assert not rows["NSC"]["suppressed"] and rows["NSC"]["median_days"] is not None
+    # All offices minus NSC and VSC would give TSC's 6: the smaller of the two is hidden too
+    assert rows["VSC"]["suppressed"] and rows["VSC"]["n_cases"] is None
+    shown = [r for r in rows.values() if r["intake_office"] != "All offices" and not r["suppressed"]]
+    for column in ("n_cases", "n_decided", "n_pending"):
+        residual = rows["All offices"][column] - sum(r[column] for r in shown)
+        assert residual == 0 or residual >= 10, (column, residual)
     cells = percentile_cells(table, "intake_office", "office", 10)
     tsc = cells.filter(pl.col("office") == "TSC").row(0, named=True)
     assert tsc["median days (95% CI)"] == "too few cases to publish"

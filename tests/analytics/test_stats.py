@@ -124,8 +124,8 @@ def test_stats_json_equals_lifelines_on_the_case_durations_rows(
             (pl.col("form_type") == row["form_type"]) & (pl.col("intake_office") == row["office"])
             & (pl.col("processing") == row["processing"])
         )
-        if row["suppressed"]:
-            assert group.height < sample_home.min_group_size
+        if row["suppressed"]:  # under k, or hidden so that no subtraction reveals one under k
+            assert row["n_cases"] is None
             continue
         assert (row["n_cases"], row["n_decided"], row["n_pending"]) == (
             group.height, int(group["decided"].sum()), int((~group["decided"]).sum())

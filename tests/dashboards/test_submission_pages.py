@@ -50,7 +50,7 @@ def test_paste_preview_consent_submit_shows_the_code_once(settings: Settings) ->
     at.button(key="submit_code_saved").click().run()
     assert not at.code  # shown once: gone once the submitter says it is saved
     process_inbox(settings)
-    assert lookup_status(settings.inbox_dir, code).state == "stored"
+    assert lookup_status(settings.inbox_dir, code).state == "received"
 
 
 def test_a_csv_pasted_in_the_box_is_recognised(settings: Settings) -> None:
@@ -72,7 +72,7 @@ def test_the_typed_form_submits_a_timeline(settings: Settings) -> None:
     assert events["step"].to_list() == ["received", "approved"]
     code = consent_and_submit(at)
     process_inbox(settings)
-    assert lookup_status(settings.inbox_dir, code).state == "stored"
+    assert lookup_status(settings.inbox_dir, code).state == "received"
 
 
 def test_bad_input_shows_what_to_fix_and_offers_no_submit(settings: Settings) -> None:
@@ -92,7 +92,7 @@ def test_a_sheet_with_a_bad_row_can_submit_only_the_good_rows(settings: Settings
     at.button(key="submit_send").click().run()
     [code] = [c.value for c in at.code]
     process_inbox(settings)
-    assert lookup_status(settings.inbox_dir, str(code)).state == "partly_stored"
+    assert lookup_status(settings.inbox_dir, str(code)).state == "received"
 
 
 def delete_page() -> AppTest:
@@ -106,7 +106,7 @@ def test_delete_page_looks_up_and_deletes(settings: Settings) -> None:
     at = delete_page()
     at.text_input(key="delete_code").input(code.lower().replace("-", " "))
     at.button(key="delete_lookup").click().run()
-    assert any("stored: 1 case(s)" in i.value for i in at.info)
+    assert any("processed" in i.value and "taken in" in i.value for i in at.info)
     assert at.button(key="delete_send").disabled  # not before confirming
     at.checkbox(key="delete_confirm").check().run()
     at.button(key="delete_send").click().run()

@@ -27,7 +27,6 @@ from pipeline.prepare.preview import preview_submission
 from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Settings
 from pipeline.store.db import open_store
-from pipeline.store.submissions import quarantined_attempts
 from tests.support.submission_inputs import api_answer, myuscis_pair, simplified
 
 NOW = datetime(2025, 6, 1, 12, 0)
@@ -64,7 +63,7 @@ def test_a_submission_is_stored_counted_and_its_status_can_be_looked_up(settings
     result = process_inbox(settings)
     assert [s.state for s in result.stored] == ["stored"] and result.published
     assert pending_files(settings.inbox_dir) == []
-    assert lookup_status(settings.inbox_dir, submitted.code).state == "stored"
+    assert lookup_status(settings.inbox_dir, submitted.code).state == "received"
     assert published_cases(settings) == 1
     assert rows(settings, "SELECT form_type, intake_office FROM cases") == [("I-765", "NBC")]
     [(kind, version, consented)] = rows(
@@ -101,7 +100,7 @@ def test_resubmitting_the_same_history_changes_nothing(settings: Settings) -> No
     assert rows(settings, "SELECT * EXCLUDE (last_seen) FROM cases") == before
 
 
-def test_a_polled_case_and_a_submitted_one_merge_and_deleting_keeps_what_polling_saw(
+def test_a_claim_about_an_imported_case_is_kept_apart_and_deleting_it_keeps_the_case(
     settings: Settings, tmp_path: Path
 ) -> None:
     polled = api_answer()
@@ -116,34 +115,36 @@ def test_a_polled_case_and_a_submitted_one_merge_and_deleting_keeps_what_polling
     process_inbox(settings)
     assert rows(settings, "SELECT count(*), any_value(sources) FROM cases") == [
         (1, ["case_status_api"])]
-    assert len(events_of(settings, "LIN9999106499")) == 5
+    # self-reported data never changes data others vouch for: the claim is kept apart
+    assert events_of(settings, "LIN9999106499") == ["2023-03-15:received", "2023-04-10:biometrics"]
+    assert rows(settings, "SELECT reason FROM claims_apart") == [("operator_case",)]
 
     request_deletion(settings.inbox_dir, submitted.code, NOW)
     process_inbox(settings)
     assert events_of(settings, "LIN9999106499") == ["2023-03-15:received", "2023-04-10:biometrics"]
     assert rows(settings, "SELECT count(*) FROM cases") == [(1,)]
+    assert rows(settings, "SELECT count(*) FROM claims_apart") == [(0,)]
 
 
-def test_a_conflicting_form_type_is_quarantined_with_a_reason_the_submitter_can_look_up(
+def test_a_conflicting_form_type_is_kept_apart_and_the_status_does_not_say_so(
     settings: Settings,
 ) -> None:
     submit(settings, json.dumps(simplified(form="I-765")))
     process_inbox(settings)
     wrong = submit(settings, json.dumps(simplified(form="I-485")))
     result = process_inbox(settings)
-    assert [s.state for s in result.stored] == ["quarantined"]
+    assert [s.state for s in result.stored] == ["quarantined"]  # the private record
     status = lookup_status(settings.inbox_dir, wrong.code)
-    assert status.state == "quarantined"
-    assert "already stored as I-765" in status.reasons[0] and "says I-485" in status.reasons[0]
+    assert (status.state, status.reasons) == ("received", ())  # no oracle for the submitter
+    assert "I-765" not in status.describe()
     assert rows(settings, "SELECT form_type FROM cases") == [("I-765",)]
-    with open_store(settings.database_path) as con:
-        [kept] = quarantined_attempts(con, result.stored[0].submission_id)
-    assert kept["attempt"]["form_type"] == "I-485" and kept["attempt"]["events"]
-    assert "MSC2490000123" not in json.dumps(kept)
+    [(reason, attempt)] = rows(settings, "SELECT reason, attempt FROM claims_apart")
+    assert reason == "form_conflict" and json.loads(str(attempt))["form_type"] == "I-485"
+    assert "MSC2490000123" not in str(attempt)
 
     request_deletion(settings.inbox_dir, wrong.code, NOW)
     process_inbox(settings)
-    assert rows(settings, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert rows(settings, "SELECT count(*) FROM claims_apart") == [(0,)]
     assert rows(settings, "SELECT form_type FROM cases") == [("I-765",)]
 
 
@@ -153,7 +154,7 @@ def test_skipped_rows_of_a_spreadsheet_are_kept_only_as_anonymized_attempts(sett
     submitted = submit(settings, text, skip_invalid=True)
     process_inbox(settings)
     status = lookup_status(settings.inbox_dir, submitted.code)
-    assert (status.state, status.n_stored, status.n_quarantined) == ("partly_stored", 1, 1)
+    assert (status.state, status.n_stored, status.n_quarantined) == ("received", 1, 1)
     assert status.reasons[0].startswith("row 3: the approved date 2024-01-01 is before")
     [(reasons, attempt)] = rows(settings, "SELECT reasons, attempt FROM quarantine")
     assert json.loads(str(attempt))["received_date"] == "2024-03-05"
@@ -209,7 +210,7 @@ def test_submitting_works_while_a_flow_holds_the_database(settings: Settings) ->
         holder.stdin.flush()
         holder.wait(timeout=60)
     process_inbox(settings)
-    assert lookup_status(settings.inbox_dir, submitted.code).state == "stored"
+    assert lookup_status(settings.inbox_dir, submitted.code).state == "received"
 
 
 def test_a_damaged_inbox_file_is_set_aside_and_the_others_are_stored(settings: Settings) -> None:
@@ -218,7 +219,7 @@ def test_a_damaged_inbox_file_is_set_aside_and_the_others_are_stored(settings: S
     result = process_inbox(settings)
     assert result.unreadable == ["s_00000000T000000_damaged.json"]
     assert (settings.inbox_dir / "unreadable" / "s_00000000T000000_damaged.json").exists()
-    assert lookup_status(settings.inbox_dir, good.code).state == "stored"
+    assert lookup_status(settings.inbox_dir, good.code).state == "received"
 
 
 def test_free_text_smuggled_into_an_inbox_file_never_reaches_the_database(settings: Settings) -> None:
@@ -276,7 +277,7 @@ def test_two_inbox_runs_at_once_store_every_submission_exactly_once(settings: Se
     for run in runs:
         _, errors = run.communicate(timeout=300)
         assert run.returncode == 0, errors
-    assert {lookup_status(settings.inbox_dir, code).state for code in codes} == {"stored"}
+    assert {lookup_status(settings.inbox_dir, code).state for code in codes} == {"received"}
     assert rows(settings, "SELECT count(*), count(DISTINCT submission_id) FROM submissions") == [(6, 6)]
     assert rows(settings, "SELECT count(*) FROM cases") == [(6,)]
 

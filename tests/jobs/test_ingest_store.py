@@ -58,8 +58,10 @@ def test_ingesting_twice_changes_nothing(settings: Settings, sample_dir: Path) -
 def test_rejections_say_why_in_plain_words(settings: Settings, sample_dir: Path) -> None:
     result = ingest_job.ingest(settings, [sample_dir])
     reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
-    assert "in the future" in reasons["future.json"]
-    assert "not valid JSON" in reasons["broken.json"]
+    # origins are opaque (the file's number in the run), never the file's name
+    assert all(re.fullmatch(r"file \d+( line \d+)?", origin) for origin in reasons)
+    assert any("in the future" in why for why in reasons.values())
+    assert any("not valid JSON" in why for why in reasons.values())
 
 
 def test_no_receipt_number_reaches_the_database(settings: Settings, sample_dir: Path) -> None:
@@ -125,4 +127,4 @@ def test_an_unreadable_file_is_quarantined_and_the_rest_ingested(
     result = ingest_job.ingest(settings, [sample_dir, Path("/proc/self/mem")])
     assert result.n_stored == 400
     reasons = {r.origin: " ".join(r.reasons) for r in result.rejections}
-    assert "could not be read" in reasons["mem"]
+    assert any("could not be read" in why for why in reasons.values())

@@ -72,7 +72,8 @@ def insert_cases(con: duckdb.DuckDBPyConnection, cases: list[Case]) -> None:
             " processing = 'premium', ['myuscis'], seen, seen, last_modified, false,"
             " processing, category, tracked_since, seen::DATE FROM new_cases"
         )
-        con.execute("INSERT INTO status_events SELECT case_id, event_date, stage, stage,"
+        con.execute("INSERT INTO status_events (case_id, event_date, stage, title, source, run_id)"
+                        " SELECT case_id, event_date, stage, stage,"
                     " 'myuscis', NULL FROM new_events")
     finally:
         con.unregister("new_cases")

@@ -89,6 +89,17 @@ def poll(
     _print_summary(summary, output)
     if summary.problem:
         raise CliError(summary.problem)
+    if no_usable_answer(summary):
+        raise CliError(
+            f"none of the {summary.n_due} due receipts got a usable answer from the API "
+            "(every request failed or was refused): check USCIS_API_BASE_URL and the network"
+        )
+
+
+def no_usable_answer(summary: PollSummary) -> bool:
+    """True when receipts were due but no request got an answer about any case."""
+    usable = sum(summary.outcomes.get(name, 0) for name in ("ok", "not_found", "invalid"))
+    return summary.n_due > 0 and usable == 0
 
 
 def _print_summary(summary: PollSummary, output: str) -> None:

@@ -31,10 +31,12 @@ def _read_input(file: Path) -> str:
             raise CliError(f"{file} does not exist or is not a file")
         with file.open("rb") as handle:
             data = handle.read(MAX_CSV_BYTES + 1)
+    from pipeline.prepare.preview import NotUtf8Error, decode_submission
+
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # Excel's CSV on Windows
+        return decode_submission(data)
+    except NotUtf8Error as error:
+        raise CliError(str(error)) from error
 
 
 def _print_preview(preview: SubmissionPreview) -> None:
@@ -97,7 +99,8 @@ def submit(
     cfg = settings()
     cfg.ensure_home()
     now = datetime.now()
-    preview = preview_submission(_read_input(file), kind, key=key_of(cfg), now=now)
+    preview = preview_submission(_read_input(file), kind, key=key_of(cfg), now=now,
+                                 max_cases=cfg.limits.max_cases)
     if output == "table":
         _print_preview(preview)
     blocked = not preview.records or (preview.errors and not skip_invalid)
@@ -229,3 +232,37 @@ def ingest_inbox(output: str, prefect: bool) -> None:
         + (f", {len(result.unreadable)} unreadable file(s) set aside" if result.unreadable else "")
         + ("; statistics re-published" if result.published else "")
     )
+
+
+@app.command()
+def review(
+    approve: Annotated[list[str] | None, typer.Option(
+        "--approve", help="Let this held submission in (repeatable); 'all' for every one.")] = None,
+    reject: Annotated[list[str] | None, typer.Option(
+        "--reject", help="Drop this held submission (repeatable).")] = None,
+) -> None:
+    """List submissions held past the hourly cap of the Submit page, and approve or reject them."""
+    from pipeline.inbox.folder import read_envelope, release_held, review_files
+
+    cfg = settings()
+    held = review_files(cfg.inbox_dir)
+    wanted = [p.stem for p in held] if approve == ["all"] else list(approve or [])
+    now = datetime.now()
+    for submission_id in wanted:
+        if not release_held(cfg.inbox_dir, submission_id, approve=True, now=now):
+            raise CliError(f"no held submission {submission_id!r}: see `timelines review`")
+        typer.echo(f"approved {submission_id}: it is stored at the next inbox run")
+    for submission_id in reject or []:
+        if not release_held(cfg.inbox_dir, submission_id, approve=False, now=now):
+            raise CliError(f"no held submission {submission_id!r}: see `timelines review`")
+        typer.echo(f"rejected {submission_id}: nothing of it is kept")
+    if wanted or reject:
+        return
+    if not held:
+        typer.echo("no submissions are waiting for review")
+        return
+    for path in held:
+        envelope = read_envelope(path)
+        forms = ", ".join(sorted({r.form_type or "?" for r in envelope.records}))
+        typer.echo(f"{envelope.submission_id}  {envelope.submitted_at:%Y-%m-%d %H:%M}  "
+                   f"{len(envelope.records)} case(s): {forms}")
