@@ -177,7 +177,7 @@ def test_submit_a_history_see_it_counted_then_delete_it(dashboard: str, page: An
     page.get_by_label("Deletion code").fill(code.group(0))
     page.get_by_label("Deletion code").press("Enter")
     page.get_by_role("button", name="Look it up").click()
-    page.get_by_text("1 case(s) count in the statistics").wait_for()
+    page.get_by_text(re.compile(r"processed: 1 case\(s\) taken in")).wait_for()
     page.get_by_text("Yes, delete this submission").click()
     wait_until_idle(page)
     page.get_by_role("button", name="Delete", exact=True).click()
