@@ -92,5 +92,33 @@ def selection_filters(durations: pl.DataFrame, with_cohort: bool = True) -> Sele
             format_func=lambda c: "any time" if c == ALL else cohort_label(c),
             help="The filing cohort: cases received in this year or quarter.",
         )
+    processing, verified_only = processing_filters(durations)
     return Selection(form=form, office=office, cohort=None if cohort == ALL else cohort,
-                     office_kind=kind)
+                     office_kind=kind, verified_only=verified_only, processing=processing)
+
+
+PROCESSING_LABELS = {"regular": "regular", "premium": "premium", "any": "both, pooled"}
+
+
+def processing_filters(durations: pl.DataFrame) -> tuple[str, bool]:
+    """Regular or premium processing (never pooled unless asked) and verified cases only."""
+    columns = st.columns([1.4, 1])
+    processing = url_choice(
+        columns[0], "Processing", list(PROCESSING_LABELS), "processing",
+        format_func=PROCESSING_LABELS.__getitem__, radio=True,
+        help="Premium processing runs on its own clock (15 or 45 days), so regular and "
+             "premium cases are shown apart; 'both, pooled' mixes them.",
+    )
+    verified_only = False
+    if "verified" in durations.columns:
+        wanted = st.query_params.get("verified") == "1"
+        verified_only = bool(columns[1].checkbox(
+            "Verified cases only", value=wanted, key="filter_verified",
+            help="Only cases whose history comes from the official Case Status API (polled "
+                 "for people who opted in), not self-reported ones.",
+        ))
+        if verified_only and not wanted:
+            st.query_params["verified"] = "1"
+        elif not verified_only and "verified" in st.query_params:
+            del st.query_params["verified"]
+    return processing, verified_only

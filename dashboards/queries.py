@@ -59,10 +59,12 @@ def processing_view(durations: pl.DataFrame, selection: figures.Selection, k: in
 
 @st.cache_data(**CACHE)  # type: ignore[call-overload, untyped-decorator]
 def cached_processing_view(
-    folder: str, form: str | None, office: str | None, cohort: str | None, kind: str, k: int
+    folder: str, form: str | None, office: str | None, cohort: str | None, kind: str, k: int,
+    processing: str = "any", verified_only: bool = False,
 ) -> ProcessingView:
     """processing_view, cached per snapshot and selection."""
-    return processing_view(durations_of(folder), figures.Selection(form, office, cohort, kind), k)
+    selection = figures.Selection(form, office, cohort, kind, verified_only, processing)
+    return processing_view(durations_of(folder), selection, k)
 
 
 @dataclass(frozen=True)

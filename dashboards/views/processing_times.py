@@ -36,7 +36,7 @@ def render() -> None:
     st.caption("The address bar keeps these filters: copy it to share this view.")
     view = queries.cached_processing_view(
         str(snapshot.path), selection.form, selection.office, selection.cohort,
-        selection.office_kind, k,
+        selection.office_kind, k, selection.processing, selection.verified_only,
     )
     what = describe(selection)
     if view.n_cases == 0:
@@ -176,6 +176,10 @@ def curve_notes(curves: pl.DataFrame, group_col: str, k: int) -> list[str]:
 def describe(selection: Selection) -> str:
     """Say a selection in words: 'I-485 cases at NSC filed in 2025'."""
     text = f"{selection.form} cases"
+    if selection.processing != "any":
+        text = f"{selection.form} {selection.processing}-processing cases"
+    if selection.verified_only:
+        text = "verified " + text
     if selection.office:
         text += f" at {selection.office}"
     if selection.cohort:

@@ -41,6 +41,8 @@ class Selection:
     cohort: str | None = None
     office_kind: str = "intake"
     verified_only: bool = False  # only cases whose history comes from the official API
+    # regular or premium; "any" pools both (the dashboard asks for one, defaulting to regular)
+    processing: str = "any"
 
     @property
     def office_column(self) -> str:
@@ -90,6 +92,8 @@ def select_cases(durations: pl.DataFrame, selection: Selection) -> pl.DataFrame:
     conditions: list[pl.Expr] = []
     if selection.verified_only and "verified" in durations.columns:
         conditions.append(pl.col("verified"))
+    if selection.processing != "any" and "processing" in durations.columns:
+        conditions.append(pl.col("processing") == selection.processing)
     if selection.form:
         conditions.append(pl.col("form_type") == selection.form)
     if selection.office:

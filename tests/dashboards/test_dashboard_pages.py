@@ -202,8 +202,12 @@ def test_health_page_shows_last_runs_poll_outcomes_and_quota(published: Path) ->
     assert labels["ingest"] == "ok" and labels["refresh"] == "ok" and labels["poll"] == "ok"
     ok = next(value for label, value in labels.items() if label.startswith("OK on"))
     assert ok == "12" and labels["Not found"] == "1"
-    # 13 case-status requests and one token request, all to the emulator: no real quota used
-    assert "0 requests of 1,000 (0%), plus 14 to the local emulator" in texts(at)
+    # 13 case-status requests and a token request (plus any retry after a spike arrest), all to
+    # the emulator: no real quota used
+    traffic = current_snapshot(Settings(published).published_dir).table("api_traffic")
+    sent = int(traffic["n_requests"].sum())
+    assert sent >= 14
+    assert f"0 requests of 10,000 (0%), plus {sent} to the local emulator" in texts(at)
     assert any(spec["mark"]["type"] == "bar" for spec in charts(at) if "mark" in spec)
 
 
@@ -289,3 +293,26 @@ def test_health_page_says_whether_the_scheduler_is_alive_and_what_is_overdue(
         import shutil
 
         shutil.rmtree(published / "scheduler")
+
+
+def test_regular_and_premium_are_never_pooled_unless_asked(published: Path) -> None:
+    durations = current_snapshot(Settings(published).published_dir).table("durations")
+    by_form = (durations.group_by("form_type", "processing").agg(pl.len().alias("n"))
+               .pivot(on="processing", index="form_type", values="n").fill_null(0))
+    assert "premium" in by_form.columns, "the sample has premium cases"
+    form, n_premium, n_regular = by_form.sort("premium", descending=True).select(
+        "form_type", "premium", "regular").row(0)
+
+    def all_offices_cases(query: dict[str, str]) -> str:
+        at = open_page("processing_times", {"form": form, **query})
+        assert not at.exception
+        if not at.dataframe:  # a group under k: the page says so and shows no figure
+            assert "too few" in texts(at).lower()
+            return "too few"
+        return str(at.dataframe[0].value["cases"][0])
+
+    k = 10
+    assert all_offices_cases({}) == f"{n_regular:,}"  # the default is regular processing
+    assert all_offices_cases({"processing": "premium"}) == (
+        f"{n_premium:,}" if n_premium >= k else "too few")
+    assert all_offices_cases({"processing": "any"}) == f"{n_regular + n_premium:,}"
