@@ -23,7 +23,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Data and statistics": ("stats", "stages", "trends", "export", "dashboard", "demo",
                             "sample", "ingest", "refresh", "import-official"),
     "For operators": ("serve", "poll", "emulator", "backup", "restore", "rotate-key",
-                      "export-lake"),
+                      "export-lake", "review"),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "--format": ("table", "json"),
