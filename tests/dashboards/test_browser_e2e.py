@@ -164,8 +164,10 @@ def test_submit_a_history_see_it_counted_then_delete_it(dashboard: str, page: An
     wait_until_idle(page)
     page.get_by_role("button", name="Submit", exact=True).click()
     page.get_by_text("Your deletion code").wait_for()
-    # (the synthetic banner has code elements of its own: look through all of them)
-    code = re.search(r"TL(-[A-Z0-9]{4}){5}", " ".join(page.locator("code").all_inner_texts()))
+    # (the synthetic banner has code elements of its own: wait for the one with the code)
+    pattern = re.compile(r"TL(-[A-Z0-9]{4}){5}")
+    page.locator("code", has_text=pattern).first.wait_for()
+    code = pattern.search(" ".join(page.locator("code").all_inner_texts()))
     assert code is not None, "a deletion code is shown"
     full_page_screenshot(page, tmp_path / "submitted.png")
 
