@@ -46,7 +46,9 @@ def test_a_pool_of_processes_stores_the_same_as_one_process(
     assert (many.n_read, many.n_stored, many.n_new_cases, many.n_new_events) == (
         one.n_read, one.n_stored, one.n_new_cases, one.n_new_events)
     assert one.n_read == 1202 and one.n_new_cases == 1200
-    assert [r.origin for r in many.rejections] == [r.origin for r in one.rejections] == ["broken.json"]
+    assert [r.origin for r in many.rejections] == [r.origin for r in one.rejections]
+    # one rejection (broken.json), named by an opaque reference, never by its file name
+    assert len(one.rejections) == 1 and "broken" not in one.rejections[0].origin
     assert table_contents(pooled.database_path) == table_contents(alone.database_path)
     again = ingest_job.ingest_files(pooled, files, workers=2, chunk_size=200)
     assert (again.n_new_cases, again.n_new_events) == (0, 0)
