@@ -106,13 +106,16 @@ def ingest_files(
     if workers is None:
         large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
-    documents: Iterable[RawDocument] = read_documents(documents_files) if documents_files else ()
+    numbers = {f: n for n, f in enumerate(files, start=1)}  # one numbering for every reader
+    documents: Iterable[RawDocument] = (
+        read_documents(documents_files, numbers) if documents_files else ())
     if moment is not None:
         documents = (replace(d, observed_at=moment) for d in documents)
 
     def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
         yield from _prepared_chunks(documents, key, started, workers, chunk_size)
-        yield from bulk_chunks(lines_files, key, started, chunk_size, observed_at=moment)
+        yield from bulk_chunks(lines_files, key, started, chunk_size, observed_at=moment,
+                               numbers=numbers)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
     return _store_chunks(settings, chunks, flow)

@@ -17,7 +17,7 @@ agree on it; `tests/prepare/test_bulk.py` checks that both store identical table
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -203,7 +203,7 @@ LEFT JOIN stage_rank r ON r.stage = e.stage
 ORDER BY file, line, e.event_date, coalesce(r.rank, 99), e.title
 """
 _ORIGINS = """
-SELECT case_id, files.name || ':' || ids.line AS origin FROM ids JOIN files USING (file)
+SELECT case_id, files.name || ' line ' || ids.line AS origin FROM ids JOIN files USING (file)
 """
 _ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
 
@@ -212,7 +212,7 @@ def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
     """The odd lines as the RawDocuments the per-document reader would have made of them."""
     files = batch.files
     return [
-        RawDocument(f"{files[f].name}:{n}", t.encode(), files[f].observed_at)
+        RawDocument(f"{files[f].name} line {n}", t.encode(), files[f].observed_at)
         for f, n, t in zip(rows["file"].to_list(), rows["line"].to_list(),
                            rows["text"].to_list(), strict=True)
     ]
@@ -238,7 +238,8 @@ def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, li
 
 def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size: int,
                 today: date | None = None, batch_bytes: int = BATCH_BYTES,
-                observed_at: datetime | None = None) -> Iterator[PreparedChunk]:
+                observed_at: datetime | None = None,
+                numbers: Mapping[Path, int] | None = None) -> Iterator[PreparedChunk]:
     """Prepared chunks of JSON-lines files: bulk where it can, per document where it cannot.
 
     Batches follow the files' order, and within a batch the odd lines are prepared after the
@@ -249,7 +250,8 @@ def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size:
         return
     preparer = BulkPreparer(key, now, today)
     try:
-        for batch in line_batches(files, batch_bytes, observed_at=observed_at):
+        for batch in line_batches(files, batch_bytes, observed_at=observed_at,
+                                  numbers=numbers):
             prepared = preparer.prepare(batch)
             del batch
             yield prepared.chunk

@@ -11,7 +11,7 @@ per-document path gives them the same rejection it always gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.sources.files import LINES_SUFFIXES, MAX_DOCUMENT_BYTES, RawDocument, scrub
+from pipeline.sources.files import (
+    LINES_SUFFIXES,
+    MAX_DOCUMENT_BYTES,
+    RawDocument,
+    document_origin,
+)
 
 BLOCK_BYTES = 16 * 2**20
 BATCH_BYTES = 24 * 2**20
@@ -39,7 +44,7 @@ _BLANK_TABLE = _table(_BLANK)
 
 @dataclass(frozen=True, slots=True)
 class LineFile:
-    """A file of a batch: its name as stored (receipts scrubbed) and when it was observed."""
+    """A file of a batch: its opaque origin ("file N") and when it was observed."""
 
     name: str
     observed_at: datetime
@@ -71,14 +76,16 @@ def is_lines_file(path: Path) -> bool:
 
 
 def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
-                 block_bytes: int = BLOCK_BYTES, observed_at: datetime | None = None) -> Iterator[LineBatch]:
+                 block_bytes: int = BLOCK_BYTES, observed_at: datetime | None = None,
+                 numbers: Mapping[Path, int] | None = None) -> Iterator[LineBatch]:
     """Yield the lines of JSON-lines files in batches of about `batch_bytes`, in file order.
 
     Each file's lines were observed when it was last modified, or at `observed_at` if given.
     """
     batch = LineBatch()
-    for path in files:
-        name = scrub(path.name)
+    for position, path in enumerate(files, start=1):
+        # opaque, never the file's name; numbered like the per-document reader numbers it
+        name = document_origin(numbers.get(path, position) if numbers else position)
         try:
             observed = observed_at or datetime.fromtimestamp(path.stat().st_mtime)
             index = len(batch.files)
@@ -136,7 +143,7 @@ def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> 
     observed = batch.files[file_index].observed_at
     name = batch.files[file_index].name
     for i in np.flatnonzero(keep & (lengths > MAX_DOCUMENT_BYTES)):
-        batch.odd.append(RawDocument(f"{name}:{numbers[i]}", block[starts[i]:ends[i]], observed))
+        batch.odd.append(RawDocument(f"{name} line {numbers[i]}", block[starts[i]:ends[i]], observed))
         keep[i] = False
     starts, ends, numbers = starts[keep], ends[keep], numbers[keep]
     if starts.size == 0:
@@ -149,7 +156,7 @@ def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> 
                 block[starts[i]:ends[i]].decode("utf-8")
             except UnicodeDecodeError:
                 good[i] = False
-                batch.odd.append(RawDocument(f"{name}:{numbers[i]}", block[starts[i]:ends[i]], observed))
+                batch.odd.append(RawDocument(f"{name} line {numbers[i]}", block[starts[i]:ends[i]], observed))
         starts, ends, numbers = starts[good], ends[good], numbers[good]
         text = _strings(block, starts, ends) if starts.size else None
         if text is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -95,9 +95,15 @@ def document_origin(file_number: int, line: int | None = None) -> str:
     return f"file {file_number}" + (f" line {line}" if line is not None else "")
 
 
-def read_documents(paths: Iterable[Path]) -> Iterator[RawDocument]:
-    """Yield every document in the given JSON files and folders (tables are read apart)."""
-    for file_number, file in enumerate(discover_files(paths), start=1):
+def read_documents(
+    paths: Iterable[Path], numbers: Mapping[Path, int] | None = None
+) -> Iterator[RawDocument]:
+    """Yield every document in the given JSON files and folders (tables are read apart).
+
+    Files are numbered in order, or by `numbers` (the file's place among all of a run's inputs).
+    """
+    for position, file in enumerate(discover_files(paths), start=1):
+        file_number = numbers.get(file, position) if numbers else position
         name = document_origin(file_number)
         try:
             observed = datetime.fromtimestamp(file.stat().st_mtime)
