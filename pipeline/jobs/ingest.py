@@ -23,7 +23,7 @@ from pipeline.prepare.bulk import bulk_chunks
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
 from pipeline.prepare.tables import prepare_table
 from pipeline.settings import Settings
-from pipeline.sources.bulk import is_lines_file
+from pipeline.sources.bulk import BATCH_BYTES, is_lines_file
 from pipeline.sources.files import (
     INPUT_SUFFIXES,
     InputError,
@@ -48,6 +48,11 @@ CHUNK_SIZE = 20_000
 # Inputs at least this large are prepared in a pool of processes; a smaller one is not worth
 # the second or two it takes to start the pool.
 PARALLEL_MIN_BYTES = 64_000_000
+# DuckDB caches up to 80 % of the machine's memory by default; a load needs far less.
+STORE_MEMORY_LIMIT = "384MB"
+# Rows (cases and events) an ingest stores per transaction: DuckDB keeps a transaction's new
+# rows in memory, about 200 bytes each, until it commits.
+COMMIT_ROWS = 500_000
 
 
 def discover_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -106,6 +111,8 @@ def ingest_files(
     if workers is None:
         large = sum(_size(f) for f in documents_files) >= PARALLEL_MIN_BYTES
         workers = available_cores() if large else 1
+    bulk_large = sum(_size(f) for f in lines_files) >= BATCH_BYTES
+    bulk_workers = available_cores() if bulk_large else 1
     numbers = {f: n for n, f in enumerate(files, start=1)}  # one numbering for every reader
     documents: Iterable[RawDocument] = (
         read_documents(documents_files, numbers) if documents_files else ())
@@ -115,7 +122,7 @@ def ingest_files(
     def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
         yield from _prepared_chunks(documents, key, started, workers, chunk_size)
         yield from bulk_chunks(lines_files, key, started, chunk_size, observed_at=moment,
-                               numbers=numbers)
+                               numbers=numbers, workers=bulk_workers)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
     return _store_chunks(settings, chunks, flow)
@@ -170,11 +177,13 @@ def _store_chunks(
     key = key_of(settings)
     started = datetime.now()
     with open_store(settings.database_path) as con:
+        con.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")
         run_id = next_run_id(con)
         prepared = _closing_generator(make_chunks(key, started))
         with closing(prepared) as chunks:
             try:
-                return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started)
+                return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started,
+                                    commit_rows=COMMIT_ROWS)
             except Exception as error:
                 record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
                 raise

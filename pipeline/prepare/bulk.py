@@ -17,10 +17,13 @@ agree on it; `tests/prepare/test_bulk.py` checks that both store identical table
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from queue import Queue
 
 import duckdb
 import polars as pl
@@ -194,13 +197,10 @@ SELECT case_id, source, form AS form_type, intake_office, current_office,
        false AS received_estimated
 FROM ok JOIN ids USING (file, line)
 LEFT JOIN (SELECT file, line, max(event_date) AS latest FROM all_events GROUP BY ALL) USING (file, line)
-ORDER BY file, line
 """
 _EVENTS_OUT = """
 SELECT case_id, e.event_date, e.stage, e.title, ok.source
 FROM ok JOIN ids USING (file, line) JOIN all_events e USING (file, line)
-LEFT JOIN stage_rank r ON r.stage = e.stage
-ORDER BY file, line, e.event_date, coalesce(r.rank, 99), e.title
 """
 _ORIGINS = """
 SELECT case_id, files.name || ' line ' || ids.line AS origin FROM ids JOIN files USING (file)
@@ -239,23 +239,52 @@ def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, li
 def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size: int,
                 today: date | None = None, batch_bytes: int = BATCH_BYTES,
                 observed_at: datetime | None = None,
-                numbers: Mapping[Path, int] | None = None) -> Iterator[PreparedChunk]:
+                numbers: Mapping[Path, int] | None = None,
+                workers: int = 1) -> Iterator[PreparedChunk]:
     """Prepared chunks of JSON-lines files: bulk where it can, per document where it cannot.
 
     Batches follow the files' order, and within a batch the odd lines are prepared after the
     rest, by `prepare_chunk`, in chunks of `chunk_size`. `observed_at` (ingest --as-of)
-    replaces the files' times, as it does for the per-document path.
+    replaces the files' times, as it does for the per-document path. With `workers` above
+    one, that many threads prepare batches side by side, each in its own in-memory DuckDB
+    (DuckDB and polars let go of the interpreter lock while they work); the chunks still
+    come out in the files' order, and at most `workers + 1` batches are in hand at once.
     """
     if not files:
         return
-    preparer = BulkPreparer(key, now, today)
+    workers = max(1, workers)
+    preparers: Queue[BulkPreparer] = Queue()
+    for _ in range(workers):
+        preparers.put(BulkPreparer(key, now, today, threads=1 if workers > 1 else None))
+
+    def prepare(batch: LineBatch) -> BulkPrepared:
+        preparer = preparers.get()
+        try:
+            return preparer.prepare(batch)
+        finally:
+            preparers.put(preparer)
+
+    batches = line_batches(files, batch_bytes, observed_at=observed_at, numbers=numbers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-prepare")
+    pending: deque[Future[BulkPrepared]] = deque()
     try:
-        for batch in line_batches(files, batch_bytes, observed_at=observed_at,
-                                  numbers=numbers):
-            prepared = preparer.prepare(batch)
+        for batch in batches:
+            pending.append(pool.submit(prepare, batch))
             del batch
-            yield prepared.chunk
-            for start in range(0, len(prepared.odd), chunk_size):
-                yield prepare_chunk(prepared.odd[start:start + chunk_size], key, now, today)
+            while len(pending) > workers:
+                yield from _chunks_of(pending.popleft().result(), key, now, today, chunk_size)
+        while pending:
+            yield from _chunks_of(pending.popleft().result(), key, now, today, chunk_size)
     finally:
-        preparer.close()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        while not preparers.empty():
+            preparers.get().close()
+
+
+def _chunks_of(prepared: BulkPrepared, key: PseudonymKey, now: datetime, today: date | None,
+               chunk_size: int) -> Iterator[PreparedChunk]:
+    yield prepared.chunk
+    for start in range(0, len(prepared.odd), chunk_size):
+        yield prepare_chunk(prepared.odd[start:start + chunk_size], key, now, today)

@@ -1,8 +1,10 @@
-"""Loading prepared rows into DuckDB: one transaction per load, idempotent.
+"""Loading prepared rows into DuckDB: in transactions of whole chunks, idempotent.
 
 Loading the same submissions again changes nothing: events are keyed by (case, date,
 stage), cases are merged (first/last seen widened, sources unioned), and quarantine rows
-are keyed by a fingerprint of their input. A failure anywhere rolls the whole load back.
+are keyed by a fingerprint of their input. A failure rolls back the transaction it is in;
+a large load commits every so many rows (`load_chunks`), so a re-run finishes what a stopped
+one began.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import polars as pl
 
 from pipeline.model import Rejection
 from pipeline.prepare.funnel import PreparedChunk
-from pipeline.store.db import first_row, query_frame, transaction
+from pipeline.store.db import first_row, query_frame
 
 KEEP_REJECTIONS = 1_000
 
@@ -57,22 +59,30 @@ def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
 def record_failed_run(
     con: duckdb.DuckDBPyConnection, run_id: int, flow: str, started_at: datetime, message: str
 ) -> None:
-    """Record that a run failed, in its own small transaction, so the health page shows it."""
+    """Record that a run failed, in its own small transaction, so the health page shows it.
+
+    A run that had committed part of its rows keeps its counts, and its message says so."""
+    before = first_row(con.execute(
+        "SELECT n_stored FROM ingest_runs WHERE run_id = ? AND status = 'partial'", [run_id]))
+    if before is not None:
+        message = f"{message}; {PARTIAL_MESSAGE.format(n=before[0]).removeprefix('stopped part-way: ')}"
     con.execute(
-        "INSERT OR REPLACE INTO ingest_runs (run_id, flow, started_at, finished_at, status, message)"
-        " VALUES (?, ?, ?, now()::TIMESTAMP, 'failed', ?)",
+        "INSERT INTO ingest_runs (run_id, flow, started_at, finished_at, status, message)"
+        " VALUES (?, ?, ?, now()::TIMESTAMP, 'failed', ?) ON CONFLICT (run_id) DO UPDATE SET"
+        " finished_at = excluded.finished_at, status = 'failed', message = excluded.message",
         [run_id, flow, started_at, message[:1000]],
     )
 
 
 def record_run(
     con: duckdb.DuckDBPyConnection, run_id: int, flow: str, started_at: datetime,
-    result: LoadResult, message: str | None = None,
+    result: LoadResult, message: str | None = None, status: str = "ok",
 ) -> None:
-    """Write the row of a successful run (inside the caller's transaction)."""
+    """Write the row of a run that stored `result` (inside the caller's transaction): 'ok',
+    or 'partial' while a load that commits as it goes is under way."""
     con.execute(
-        "INSERT OR REPLACE INTO ingest_runs VALUES (?, ?, ?, now()::TIMESTAMP, 'ok', ?, ?, ?, ?, ?, ?)",
-        [run_id, flow, started_at, result.n_read, result.n_stored, result.n_rejected,
+        "INSERT OR REPLACE INTO ingest_runs VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, flow, started_at, status, result.n_read, result.n_stored, result.n_rejected,
          result.n_new_cases, result.n_new_events, message],
     )
 
@@ -84,14 +94,42 @@ def load_chunks(
     run_id: int,
     flow: str,
     started_at: datetime,
+    commit_rows: int | None = None,
 ) -> LoadResult:
-    """Store every chunk and record the run, all in one transaction."""
+    """Store every chunk and record the run: in one transaction, or in several of about
+    `commit_rows` stored rows (cases and events) each.
+
+    DuckDB holds a transaction's new rows in memory until it commits: a million histories in
+    one transaction took over a gigabyte. With `commit_rows`, each transaction holds whole
+    chunks and ends with the run's row marked 'partial', so a load stopped part-way (killed,
+    or failed) keeps what it committed and says so; loading the same input again adds only
+    what is missing (every chunk is merged by key) and finishes the run.
+    """
     result = LoadResult(run_id)
-    with transaction(con):
+    pending = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
         for chunk in chunks:
             store_chunk(con, chunk, run_id, result)
+            pending += chunk.cases.height + chunk.events.height
+            if commit_rows is not None and pending >= commit_rows:
+                record_run(con, run_id, flow, started_at, result, status="partial",
+                           message=PARTIAL_MESSAGE.format(n=result.n_stored))
+                con.execute("COMMIT")
+                con.execute("BEGIN TRANSACTION")
+                pending = 0
         record_run(con, run_id, flow, started_at, result)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
     return result
+
+
+PARTIAL_MESSAGE = (
+    "stopped part-way: {n} cases were stored before it stopped; run the same ingest again to "
+    "finish it (what is stored already is not stored twice)"
+)
 
 
 PROVENANCES = ("verified", "self_reported", "operator")
@@ -110,13 +148,23 @@ def store_chunk(
     if provenance not in PROVENANCES:
         raise ValueError(f"provenance must be one of {PROVENANCES}, not {provenance!r}")
     cases, events = chunk.cases, chunk.events
+    stored = _stored_rows(con, cases)  # one look at the table: what is known of these cases
     if provenance == "verified":
-        _take_over(con, cases)
+        _take_over(con, cases, stored)
+        taken = cases.select("case_id", pl.col("form_type").alias("taken_form"))
+        was_verified = pl.col("provenance").eq_missing("verified")
+        stored = stored.join(taken, on="case_id", how="left").with_columns(
+            form_type=pl.when(was_verified).then(pl.col("form_type")).otherwise(pl.col("taken_form")),
+            provenance=pl.lit("verified")).drop("taken_form")
     else:
-        cases, events = _without_verified(con, cases, events)
+        verified = stored.filter(pl.col("provenance") == "verified").select("case_id")
+        if verified.height:  # nothing but the official API changes a verified case
+            cases = cases.join(verified, on="case_id", how="anti")
+            events = events.join(verified, on="case_id", how="anti")
+            stored = stored.join(verified, on="case_id", how="anti")
     cases = cases.with_columns(pl.lit(provenance).alias("provenance"))
     events = events.with_columns(pl.lit(provenance).alias("provenance"))
-    conflicts = _conflicting_form_types(con, cases)
+    conflicts = _conflicting_form_types(cases, stored)
     rejections = [*chunk.rejections, *(
         Rejection(
             origin=chunk.origins.get(row["case_id"], "input"),
@@ -129,20 +177,10 @@ def store_chunk(
     if conflicts.height:
         cases = cases.join(conflicts.select("case_id"), on="case_id", how="anti")
         events = events.join(conflicts.select("case_id"), on="case_id", how="anti")
-    con.register("incoming_cases", cases)
-    con.register("incoming_events", events)
-    try:
-        # rows are only ever added here, so the growth of each table is what was new; a count
-        # is cheap where an anti-join would scan the whole table once per chunk
-        n_cases, n_events = _table_sizes(con)
-        con.execute(_UPSERT_CASES).fetchall()
-        con.execute(_INSERT_EVENTS, [run_id]).fetchall()
-        after_cases, after_events = _table_sizes(con)
-        result.n_new_cases += after_cases - n_cases
-        result.n_new_events += after_events - n_events
-    finally:
-        con.unregister("incoming_cases")
-        con.unregister("incoming_events")
+        stored = stored.join(conflicts.select("case_id"), on="case_id", how="anti")
+    new_cases, new_events = _merge_rows(con, cases, events, stored.select("case_id"), run_id)
+    result.n_new_cases += new_cases
+    result.n_new_events += new_events
     quarantine_rejections(con, run_id, rejections)
     result.n_read += chunk.n_documents
     result.n_stored += cases.height
@@ -166,15 +204,48 @@ def _count_rows(result: LoadResult, chunk: PreparedChunk, stored: set[str]) -> N
     result.rows_quarantined += chunk.n_documents - chunk.n_refused_rows - rows_stored
 
 
-_UPSERT_CASES = """
+def _merge_rows(
+    con: duckdb.DuckDBPyConnection, cases: pl.DataFrame, events: pl.DataFrame,
+    stored: pl.DataFrame, run_id: int,
+) -> tuple[int, int]:
+    """Add the cases not stored yet, merge the others, add the events not stored yet.
+
+    The tables have no index (migration 0013): a case is inserted only when no row has its
+    id, an event only when none has its (case, date, stage), so the keys stay keys. Only
+    the events of cases already stored are looked up among the stored events.
+    """
+    if cases["case_id"].n_unique() != cases.height:
+        raise ValueError("a chunk holds a case twice: merge its rows before storing it")
+    n_stored = stored.height
+    con.register("incoming_cases", cases)
+    con.register("incoming_events", events)
+    con.register("incoming_stored", stored)
+    try:
+        [(n_new_cases,)] = con.execute(_INSERT_NEW_CASES).fetchall()
+        if n_stored:
+            con.execute(_UPDATE_STORED_CASES).fetchall()
+        [(n_new_events,)] = con.execute(
+            _INSERT_EVENTS_OF_STORED if n_stored else _INSERT_EVENTS, [run_id]).fetchall()
+    finally:
+        con.unregister("incoming_cases")
+        con.unregister("incoming_events")
+        con.unregister("incoming_stored")
+    return int(n_new_cases), int(n_new_events)
+
+
+_INSERT_NEW_CASES = """
 INSERT INTO cases BY NAME
 SELECT case_id, form_type, intake_office, current_office, fiscal_year, received_date,
        premium, [source] AS sources, observed_at AS first_seen,
        observed_at AS last_seen, last_modified, synthetic,
        category, processing, tracked_since, last_checked, received_estimated,
        provenance, source AS provenance_source
-FROM incoming_cases
-ON CONFLICT (case_id) DO UPDATE SET
+FROM incoming_cases ANTI JOIN incoming_stored USING (case_id)
+"""
+# The merge rule for a case stored before (pipeline.prepare.merge documents it): `cases` is
+# the stored row, `excluded` the incoming one.
+_UPDATE_STORED_CASES = """
+UPDATE cases SET
     current_office = coalesce(excluded.current_office, cases.current_office),
     fiscal_year = coalesce(cases.fiscal_year, excluded.fiscal_year),
     received_date = CASE
@@ -187,26 +258,53 @@ ON CONFLICT (case_id) DO UPDATE SET
     category = coalesce(cases.category, excluded.category),
     tracked_since = least(cases.tracked_since, excluded.tracked_since),
     last_checked = greatest(cases.last_checked, excluded.last_checked),
-    sources = list_sort(list_distinct(list_concat(cases.sources, excluded.sources))),
-    first_seen = least(cases.first_seen, excluded.first_seen),
-    last_seen = greatest(cases.last_seen, excluded.last_seen),
+    sources = list_sort(list_distinct(list_concat(cases.sources, [excluded.source]))),
+    first_seen = least(cases.first_seen, excluded.observed_at),
+    last_seen = greatest(cases.last_seen, excluded.observed_at),
     last_modified = greatest(cases.last_modified, excluded.last_modified),
     synthetic = cases.synthetic AND excluded.synthetic
+FROM (SELECT * FROM incoming_cases SEMI JOIN incoming_stored USING (case_id)) AS excluded
+WHERE cases.case_id = excluded.case_id
 """
-_INSERT_EVENTS = """
-INSERT INTO status_events BY NAME
+_EVENT_KEYS = """
 SELECT case_id, event_date, stage, any_value(title) AS title,
-       any_value(source) AS source, ? AS run_id, any_value(provenance) AS provenance
+       any_value(source) AS source, $1 AS run_id, any_value(provenance) AS provenance
 FROM incoming_events GROUP BY case_id, event_date, stage
-ON CONFLICT DO NOTHING
+"""
+_INSERT_EVENTS = "INSERT INTO status_events BY NAME " + _EVENT_KEYS
+# events of stored cases: only those cases' stored events are looked at
+_INSERT_EVENTS_OF_STORED = f"""
+INSERT INTO status_events BY NAME
+WITH incoming AS ({_EVENT_KEYS}),
+stored AS (
+  SELECT case_id, event_date, stage FROM status_events SEMI JOIN incoming_stored USING (case_id)
+)
+SELECT * FROM incoming ANTI JOIN stored USING (case_id, event_date, stage)
 """
 
 
-def _take_over(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> None:
-    """Verified answers replace what anyone else said about these cases."""
+def _stored_rows(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> pl.DataFrame:
+    """The stored form, category and provenance of those of `cases` already stored."""
+    empty = pl.DataFrame(schema={"case_id": pl.Utf8, "form_type": pl.Utf8,
+                                 "category": pl.Utf8, "provenance": pl.Utf8})
     if cases.height == 0:
+        return empty
+    con.register("incoming_ids", cases.select("case_id"))
+    try:
+        found = query_frame(
+            con, "SELECT case_id, form_type, category, provenance FROM cases"
+                 " SEMI JOIN incoming_ids USING (case_id)")
+    finally:
+        con.unregister("incoming_ids")
+    return found.cast(empty.schema) if found.height else empty
+
+
+def _take_over(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame, stored: pl.DataFrame) -> None:
+    """Verified answers replace what anyone else said about these cases."""
+    others = stored.filter(pl.col("provenance").ne_missing("verified")).select("case_id")
+    if others.height == 0:
         return
-    con.register("verified_cases", cases.select(
+    con.register("verified_cases", cases.join(others, on="case_id").select(
         "case_id", "form_type", "intake_office", "received_date", "source"))
     try:
         con.execute(
@@ -220,37 +318,16 @@ def _take_over(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> None:
         con.unregister("verified_cases")
 
 
-def _without_verified(
-    con: duckdb.DuckDBPyConnection, cases: pl.DataFrame, events: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Leave out rows about verified cases: nothing but the official API changes them."""
-    if cases.height == 0:
-        return cases, events
-    con.register("incoming_ids", cases.select("case_id"))
-    try:
-        verified = query_frame(
-            con, "SELECT case_id FROM cases WHERE provenance = 'verified'"
-                 " AND case_id IN (SELECT case_id FROM incoming_ids)")
-    finally:
-        con.unregister("incoming_ids")
-    if verified.height == 0:
-        return cases, events
-    return (cases.join(verified, on="case_id", how="anti"),
-            events.join(verified, on="case_id", how="anti"))
-
-
-def _conflicting_form_types(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> pl.DataFrame:
-    con.register("incoming_cases", cases)
-    try:
-        return query_frame(
-            con,
-            "SELECT i.case_id, c.form_type AS stored_form, i.form_type AS incoming_form,"
-            " c.category AS stored_category, i.category AS incoming_category"
-            " FROM incoming_cases i JOIN cases c USING (case_id)"
-            " WHERE c.form_type <> i.form_type OR c.category <> i.category",
-        )
-    finally:
-        con.unregister("incoming_cases")
+def _conflicting_form_types(cases: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+    """Incoming cases whose form or category disagrees with the stored one (a NULL agrees)."""
+    joined = cases.select("case_id", pl.col("form_type").alias("incoming_form"),
+                          pl.col("category").alias("incoming_category")).join(
+        stored.select("case_id", pl.col("form_type").alias("stored_form"),
+                      pl.col("category").alias("stored_category")), on="case_id")
+    return joined.filter(
+        (pl.col("stored_form") != pl.col("incoming_form"))
+        | (pl.col("stored_category") != pl.col("incoming_category"))
+    ).select("case_id", "stored_form", "incoming_form", "stored_category", "incoming_category")
 
 
 def _conflict_reason(row: dict[str, object]) -> str:
@@ -263,13 +340,6 @@ def _conflict_reason(row: dict[str, object]) -> str:
         f"this case is already stored in category {row['stored_category']} but this history says "
         f"{row['incoming_category']}; one of them is wrong, so neither is changed"
     )
-
-
-def _table_sizes(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    [(n_cases, n_events)] = con.execute(
-        "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM status_events)"
-    ).fetchall()
-    return int(n_cases), int(n_events)
 
 
 def quarantine_rejections(
