@@ -2,8 +2,9 @@
 
 JSON documents (.json, .jsonl) go through the document funnel, JSON-lines files through its
 bulk implementation (`pipeline.prepare.bulk`: DuckDB, the same rules, odd lines handed to the
-document funnel); tables (.csv, .tsv) through the table path (`table_chunks`): all in one
-transaction. `as_of` censors pending cases that have no last_checked of their own at that
+document funnel); tables (.csv, .tsv) through the table path (`table_chunks`). The rows are
+stored in transactions of whole chunks, about COMMIT_ROWS rows each: a stopped ingest keeps
+what it committed, and running it again finishes it. `as_of` censors pending cases that have no last_checked of their own at that
 date (a historical file); `columns` maps a tracker's headers to ours. Plain Python: the ingest flow wraps its steps in tasks, and a
 one-off `timelines ingest` runs it in-process when no Prefect server is there to record it."""
 
@@ -94,9 +95,10 @@ def ingest_files(
     as_of: date | None = None,
     columns: dict[str, str | None] | None = None,
     bulk: bool = True,
+    commit_rows: int = COMMIT_ROWS,
 ) -> LoadResult:
-    """Parse, anonymize, validate and store every document and table row of `files` in one
-    transaction.
+    """Parse, anonymize, validate and store every document and table row of `files`, in
+    transactions of about `commit_rows` stored rows (whole chunks; see `load_chunks`).
 
     JSON-lines files are prepared in bulk unless `bulk` is false. Large JSON inputs of the
     per-document path are prepared by `workers` processes (default: one per core) while this
@@ -125,7 +127,7 @@ def ingest_files(
                                numbers=numbers, workers=bulk_workers)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
-    return _store_chunks(settings, chunks, flow)
+    return _store_chunks(settings, chunks, flow, commit_rows)
 
 
 def table_chunks(
@@ -159,19 +161,22 @@ def ingest_documents(
     flow: str = "ingest",
     workers: int = 1,
     chunk_size: int = CHUNK_SIZE,
+    commit_rows: int = COMMIT_ROWS,
 ) -> LoadResult:
-    """Store documents from any source in one transaction: all of them, or none if one fails."""
+    """Store documents from any source, committing every `commit_rows` stored rows: a load
+    that fails keeps the whole chunks it committed, and says so in its run's row."""
 
     def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
         return _prepared_chunks(documents, key, started, workers, chunk_size)
 
-    return _store_chunks(settings, chunks, flow)
+    return _store_chunks(settings, chunks, flow, commit_rows)
 
 
 def _store_chunks(
     settings: Settings,
     make_chunks: Callable[[PseudonymKey, datetime], Iterator[PreparedChunk]],
     flow: str,
+    commit_rows: int,
 ) -> LoadResult:
     settings.ensure_home()
     key = key_of(settings)
@@ -183,7 +188,7 @@ def _store_chunks(
         with closing(prepared) as chunks:
             try:
                 return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started,
-                                    commit_rows=COMMIT_ROWS)
+                                    commit_rows=commit_rows)
             except Exception as error:
                 record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
                 raise

@@ -265,6 +265,8 @@ def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size:
             preparers.put(preparer)
 
     batches = line_batches(files, batch_bytes, observed_at=observed_at, numbers=numbers)
+    if workers > 1:
+        batches = _read_ahead(batches)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk-prepare")
     pending: deque[Future[BulkPrepared]] = deque()
     try:
@@ -281,6 +283,19 @@ def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size:
         pool.shutdown(wait=True)
         while not preparers.empty():
             preparers.get().close()
+
+
+def _read_ahead(batches: Iterator[LineBatch]) -> Iterator[LineBatch]:
+    """The same batches, read one ahead by a thread of their own (reading and splitting a
+    file's blocks then overlaps with storing the chunks before them)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-read") as reader:
+        ahead = reader.submit(next, batches, None)
+        try:
+            while (batch := ahead.result()) is not None:
+                ahead = reader.submit(next, batches, None)
+                yield batch
+        finally:
+            ahead.cancel()
 
 
 def _chunks_of(prepared: BulkPrepared, key: PseudonymKey, now: datetime, today: date | None,

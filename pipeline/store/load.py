@@ -217,6 +217,9 @@ def _merge_rows(
     if cases["case_id"].n_unique() != cases.height:
         raise ValueError("a chunk holds a case twice: merge its rows before storing it")
     n_stored = stored.height
+    # one row per event key, the first one given (the table's key)
+    events = events.unique(subset=["case_id", "event_date", "stage"], keep="first",
+                           maintain_order=True)
     con.register("incoming_cases", cases)
     con.register("incoming_events", events)
     con.register("incoming_stored", stored)
@@ -267,9 +270,7 @@ FROM (SELECT * FROM incoming_cases SEMI JOIN incoming_stored USING (case_id)) AS
 WHERE cases.case_id = excluded.case_id
 """
 _EVENT_KEYS = """
-SELECT case_id, event_date, stage, any_value(title) AS title,
-       any_value(source) AS source, $1 AS run_id, any_value(provenance) AS provenance
-FROM incoming_events GROUP BY case_id, event_date, stage
+SELECT case_id, event_date, stage, title, source, $1 AS run_id, provenance FROM incoming_events
 """
 _INSERT_EVENTS = "INSERT INTO status_events BY NAME " + _EVENT_KEYS
 # events of stored cases: only those cases' stored events are looked at

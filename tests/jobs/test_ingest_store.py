@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 
 from pipeline.jobs import ingest as ingest_job
 from pipeline.jobs import refresh as refresh_job
-from pipeline.settings import Settings
+from pipeline.prepare.anonymize import key_of
+from pipeline.settings import Secret, Settings
 from pipeline.sources.files import RawDocument, read_documents
 from pipeline.sources.sample import write_sample
 from pipeline.store.db import DatabaseBusyError, connect
@@ -100,6 +102,42 @@ def test_a_bad_chunk_rolls_back_the_whole_load(
     finally:
         con.close()
     assert status is not None and status[0] == "failed" and "disk vanished" in status[1]
+
+
+def test_a_load_stopped_after_some_commits_keeps_whole_chunks_and_a_rerun_finishes_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    more = tmp_path / "more"
+    write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
+    documents = list(read_documents(ingest_job.discover_inputs([more])))
+
+    def failing_source() -> Iterator[RawDocument]:  # breaks in its fifth chunk of 50
+        for n, document in enumerate(documents):
+            if n == 220:
+                raise OSError("disk vanished")
+            yield document
+
+    with pytest.raises(OSError, match="disk vanished"):
+        # a commit after every chunk: each holds 50 cases and their events, over 100 rows
+        ingest_job.ingest_documents(settings, failing_source(), chunk_size=50, commit_rows=100)
+    con = duckdb.connect(str(settings.database_path), read_only=True)
+    try:
+        n_cases = con.execute("SELECT count(*) FROM cases").fetchall()[0][0]
+        status, n_stored, message = con.execute(
+            "SELECT status, n_stored, message FROM ingest_runs ORDER BY run_id DESC LIMIT 1").fetchall()[0]
+    finally:
+        con.close()
+    assert n_cases == 200  # the four whole chunks committed, nothing of the fifth
+    assert (status, n_stored) == ("failed", 200)
+    assert "disk vanished" in message and "200 cases were stored before it stopped" in message
+    assert "run the same ingest again" in message
+
+    again = ingest_job.ingest_documents(settings, iter(documents), chunk_size=50, commit_rows=100)
+    assert (again.n_stored, again.n_new_cases) == (300, 100)
+    clean = replace(settings, home=tmp_path / "clean",
+                    pseudonym_key=Secret(key_of(settings).secret.decode()))
+    ingest_job.ingest_documents(clean, iter(documents), chunk_size=50)
+    assert table_contents(settings.database_path) == table_contents(clean.database_path)
 
 
 def test_a_held_database_gives_a_clear_message(settings: Settings, sample_dir: Path) -> None:
