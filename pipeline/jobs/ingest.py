@@ -24,7 +24,7 @@ from pipeline.prepare.bulk import bulk_chunks
 from pipeline.prepare.funnel import PreparedChunk, chunked, prepare_chunk, prepare_in_pool
 from pipeline.prepare.tables import prepare_table
 from pipeline.settings import Settings
-from pipeline.sources.bulk import BATCH_BYTES, is_lines_file
+from pipeline.sources.bulk import BATCH_BYTES, is_bulk_file
 from pipeline.sources.files import (
     INPUT_SUFFIXES,
     InputError,
@@ -107,7 +107,7 @@ def ingest_files(
     """
     moment = as_of_moment(as_of)
     tables = [f for f in files if is_table(f)]
-    lines_files = [f for f in files if bulk and is_lines_file(f)]
+    lines_files = [f for f in files if bulk and is_bulk_file(f)]
     taken = set(tables) | set(lines_files)
     documents_files = [f for f in files if f not in taken]
     if workers is None:

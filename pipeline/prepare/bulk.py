@@ -94,8 +94,9 @@ class BulkPreparer:
         files = pl.DataFrame(
             {"file": list(range(len(batch.files))),
              "name": [f.name for f in batch.files],
+             "unit": [f.unit for f in batch.files],
              "observed_at": [f.observed_at for f in batch.files]},
-            schema={"file": pl.Int32, "name": pl.Utf8, "observed_at": pl.Datetime("us")},
+            schema={"file": pl.Int32, "name": pl.Utf8, "unit": pl.Utf8, "observed_at": pl.Datetime("us")},
         )
         lines = pl.from_arrow(batch.lines)
         assert isinstance(lines, pl.DataFrame)
@@ -203,7 +204,7 @@ SELECT case_id, e.event_date, e.stage, e.title, ok.source
 FROM ok JOIN ids USING (file, line) JOIN all_events e USING (file, line)
 """
 _ORIGINS = """
-SELECT case_id, files.name || ' line ' || ids.line AS origin FROM ids JOIN files USING (file)
+SELECT case_id, files.name || ' ' || files.unit || ' ' || ids.line AS origin FROM ids JOIN files USING (file)
 """
 _ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
 
@@ -212,7 +213,7 @@ def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
     """The odd lines as the RawDocuments the per-document reader would have made of them."""
     files = batch.files
     return [
-        RawDocument(f"{files[f].name} line {n}", t.encode(), files[f].observed_at)
+        RawDocument(f"{files[f].name} {files[f].unit} {n}", t.encode(), files[f].observed_at)
         for f, n, t in zip(rows["file"].to_list(), rows["line"].to_list(),
                            rows["text"].to_list(), strict=True)
     ]

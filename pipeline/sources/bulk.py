@@ -11,6 +11,7 @@ per-document path gives them the same rejection it always gives.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.sources.files import (
     LINES_SUFFIXES,
@@ -44,10 +46,12 @@ _BLANK_TABLE = _table(_BLANK)
 
 @dataclass(frozen=True, slots=True)
 class LineFile:
-    """A file of a batch: its opaque origin ("file N") and when it was observed."""
+    """A file of a batch: its opaque origin ("file N"), when it was observed, and what its
+    numbered parts are: lines (JSON lines) or items (a JSON array of answers)."""
 
     name: str
     observed_at: datetime
+    unit: str = "line"
 
 
 @dataclass
@@ -75,6 +79,27 @@ def is_lines_file(path: Path) -> bool:
     return path.suffix.lower() in LINES_SUFFIXES
 
 
+def is_array_file(path: Path) -> bool:
+    """Tell whether a file is a bulk JSON array of answers: a .json file too large to be one
+    case's history (MAX_DOCUMENT_BYTES) that starts with '['. Its items are read like lines;
+    a smaller .json file stays one document (answers about one case pasted together)."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        if path.stat().st_size <= MAX_DOCUMENT_BYTES:
+            return False
+        with path.open("rb") as handle:
+            start = handle.read(4096).lstrip(_BLANK + b"\xef\xbb\xbf")
+    except OSError:
+        return False
+    return start.startswith(b"[")
+
+
+def is_bulk_file(path: Path) -> bool:
+    """Tell whether the bulk reader takes this file (JSON lines, or a bulk JSON array)."""
+    return is_lines_file(path) or is_array_file(path)
+
+
 def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
                  block_bytes: int = BLOCK_BYTES, observed_at: datetime | None = None,
                  numbers: Mapping[Path, int] | None = None) -> Iterator[LineBatch]:
@@ -89,9 +114,16 @@ def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
         try:
             observed = observed_at or datetime.fromtimestamp(path.stat().st_mtime)
             index = len(batch.files)
-            batch.files.append(LineFile(name, observed))
-            for first_line, block in _blocks(path, block_bytes):
-                _split(block, index, first_line, batch)
+            if is_array_file(path):
+                batch.files.append(LineFile(name, observed, unit="item"))
+                parts = _items(path, index, batch.files)
+            else:
+                batch.files.append(LineFile(name, observed))
+                parts = _lines(path, index, batch.files, block_bytes)
+            for part in parts:
+                batch.blocks += part.blocks
+                batch.odd += part.odd
+                batch.n_bytes += part.n_bytes
                 if batch.n_bytes >= batch_bytes:
                     yield batch
                     batch = LineBatch(files=list(batch.files))  # same indices for the next lines
@@ -120,6 +152,84 @@ def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
             line += block.count(b"\n")
     if carry:
         yield line, carry
+
+
+ITEMS_PER_READ = 10_000
+
+
+def _lines(path: Path, file_index: int, files: list[LineFile], block_bytes: int) -> Iterator[LineBatch]:
+    """The lines of a JSON-lines file, a block at a time (each a part of a batch)."""
+    for first_line, block in _blocks(path, block_bytes):
+        part = LineBatch(files=files)
+        _split(block, file_index, first_line, part)
+        yield part
+
+
+def _items(path: Path, file_index: int, files: list[LineFile]) -> Iterator[LineBatch]:
+    """The items of a JSON array file, about ITEMS_PER_READ at a time (each a part of a batch).
+
+    DuckDB's `read_json_objects` hands each item back as the text it was written as (keys,
+    numbers and duplicates as given), so an item is checked and parsed exactly as a line. If
+    the file stops being valid JSON, the items before that point are kept and the rest of the
+    file is one rejection saying where it broke.
+    """
+    import duckdb  # only a bulk array needs it here
+
+    read = 0  # items handed on so far
+    con = duckdb.connect()
+    reader: pa.RecordBatchReader | None = None
+    try:
+        while True:
+            part = LineBatch(files=files)
+            try:
+                if reader is None:  # DuckDB reads the first items here already
+                    reader = con.sql("SELECT json FROM read_json_objects(?, format = 'array')",
+                                     params=[str(path)]).to_arrow_reader(ITEMS_PER_READ)
+                items = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (duckdb.Error, pa.ArrowException, OSError) as error:  # OSError: via Arrow
+                part.odd.append(RawDocument(files[file_index].name, b"", datetime.now(),
+                                            read_error=_broken_array(str(error), read)))
+                yield part
+                return
+            text = pc.cast(items.column(0), pa.large_string())
+            numbers = np.arange(read + 1, read + 1 + items.num_rows, dtype=np.int32)
+            read += items.num_rows
+            lengths = pc.binary_length(text).to_numpy(zero_copy_only=False)
+            large = lengths > MAX_DOCUMENT_BYTES
+            if large.any():
+                file = files[file_index]
+                for i in np.flatnonzero(large):
+                    part.odd.append(RawDocument(f"{file.name} item {numbers[i]}",
+                                                 text[int(i)].as_py().encode(), file.observed_at))
+                keep = pa.array(~large)
+                text, numbers = pc.filter(text, keep), numbers[~large]
+            if len(text):
+                part.blocks.append(pa.record_batch(
+                    [pa.array(np.full(len(text), file_index, dtype=np.int32)), pa.array(numbers), text],
+                    schema=LINE_SCHEMA))
+                part.n_bytes += int(lengths[~large].sum())
+            yield part
+    finally:
+        con.close()
+
+
+def _broken_array(error: str, read: int) -> str:
+    """Why a JSON array file was not read to its end, from DuckDB's message (never the file's
+    name, which DuckDB's message holds)."""
+    item = re.search(r"record/value (\d+)", error)
+    byte = re.search(r"at byte (\d+)", error)
+    what = re.search(r"record/value \d+: ([^.]*)", error)
+    where = f": item {item.group(1)} is broken" if item else ""
+    if item and byte:
+        where += f" at its byte {byte.group(1)}"
+    if what:
+        where += f" ({what.group(1).strip()})"
+    kept = (f"the {read} items before it were read, the rest of the file was not" if read
+            else "nothing of the file was stored")
+    return (f"it is not a valid JSON array{where}; {kept}. Fix the file there, or cut it, and "
+            "ingest it again")
 
 
 def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> None:

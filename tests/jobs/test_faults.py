@@ -104,7 +104,8 @@ def histories(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """42,001 documents in 15 files, read in this order: 7 files of Case Status API answers,
     7 of myUSCIS answers (3,000 each), then one that is not JSON. An ingest reads them in
     batches (bulk) or chunks of 20,000 documents and keeps the file it stopped in open while
-    it stores one, so the open file tells from outside how far inside its one transaction it is."""
+    it stores one, so the open file tells from outside how far inside its first transaction it is
+(42,000 histories are fewer rows than an ingest stores before its first commit)."""
     folder = tmp_path_factory.mktemp("faults") / "histories"
     write_sample(folder, 42_000, seed=17, as_of=AS_OF, per_file=3000)
     (folder / "zz-broken.json").write_text('{"case_status": ')
@@ -155,7 +156,7 @@ def test_an_ingest_killed_inside_its_transaction_then_rerun_equals_one_clean_run
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # JSON lines are read in bulk: the file that fills the first batch stays open while
-        # that batch is prepared and stored, inside the one transaction
+        # that batch is prepared and stored, inside the first (here the only) transaction
         last = first_batch_end(histories)
         wait_for(lambda: last in open_files(ingest.pid) or
                  ingest.poll() is not None, "the ingest to store its first batch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -273,3 +274,62 @@ def test_lines_are_numbered_like_the_per_document_reader(tmp_path: Path) -> None
             table["file"].to_pylist(), table["line"].to_pylist(), table["text"].to_pylist(), strict=True))
         got.extend((d.origin, d.content) for d in batch.odd)
     assert sorted(got) == sorted(expected)
+
+
+def array_items() -> list[bytes]:
+    """Sample answers in both formats, then every odd line that is valid JSON on its own."""
+    cases = generate_cases(2_000, seed=23, as_of=date(2025, 6, 1))
+    items = [orjson.dumps(to_case_status_api(c) if i % 2 else to_myuscis_case_status(c))
+             for i, c in enumerate(cases)]
+    for line in odd_lines():
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        items.append(line.strip())
+    return items
+
+
+def ingest_bulk(tmp_path: Path, name: str, inputs: Path) -> tuple[LoadResult, dict[str, list[tuple[object, ...]]]]:
+    settings = Settings(home=tmp_path / f"home-{name}", pseudonym_key=Secret(KEY))
+    result = ingest_job.ingest_files(settings, ingest_job.discover_inputs([inputs]), workers=1)
+    return result, stored(settings.database_path)
+
+
+def test_a_large_json_array_of_answers_is_read_item_by_item_like_lines(tmp_path: Path) -> None:
+    items = array_items()
+    as_array, as_lines = tmp_path / "array", tmp_path / "lines"
+    as_array.mkdir()
+    as_lines.mkdir()
+    (as_array / "export.json").write_bytes(b"[\n  " + b",\n  ".join(items) + b"\n]\n")
+    (as_lines / "export.jsonl").write_bytes(b"\n".join(items) + b"\n")
+    assert (as_array / "export.json").stat().st_size > 1_000_000  # too large to be one document
+    from_array, array_tables = ingest_bulk(tmp_path, "array", as_array)
+    from_lines, lines_tables = ingest_bulk(tmp_path, "lines", as_lines)
+    assert counts(from_array) == counts(from_lines)
+    assert from_array.n_read == len(items) and from_array.n_stored >= 2_000
+    assert array_tables["cases"] == lines_tables["cases"]
+    assert array_tables["events"] == lines_tables["events"]
+
+    def why(tables: dict[str, list[tuple[object, ...]]]) -> list[tuple[object, ...]]:
+        return sorted(((case_id, reasons) for _, _, case_id, reasons, _ in tables["quarantine"]), key=str)
+
+    assert why(array_tables) == why(lines_tables) != []
+    origins = {r.origin for r in from_array.rejections}
+    assert origins and all(o.startswith("file 1 item ") for o in origins)
+
+
+def test_an_array_that_breaks_is_refused_with_where_it_breaks(tmp_path: Path) -> None:
+    items = array_items()[:2_000]
+    text = b"[\n" + b",\n".join(items) + b"\n]\n"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "cut-by-jane-doe.json").write_bytes(text[: len(text) * 9 // 10])  # the end is missing
+    result, tables = ingest_bulk(tmp_path, "cut", inputs)
+    assert (result.n_read, result.n_stored, len(tables["cases"])) == (1, 0, 0)
+    [broken] = result.rejections
+    reason = " ".join(broken.reasons)
+    assert broken.origin == "file 1"
+    assert re.search(r"not a valid JSON array: item \d+ is broken at its byte \d+ \(unexpected end", reason)
+    assert "nothing of the file was stored" in reason and "ingest it again" in reason
+    assert "jane" not in str(tables["quarantine"]).lower()  # never the file's name
