@@ -191,7 +191,9 @@ def run_poll(
         try:
             with build_http_client(api.base_url, api.timeout_s, transport,
                                    max_connections=api.max_in_flight + 1) as http:
-                gate = SendGate(api.rate_policy().interval_s)
+                policy = api.rate_policy()  # the gate may gain what is kept above 1/rate
+                gate = SendGate(policy.interval_s,
+                                lead_cap_s=policy.interval_s - 1.0 / policy.requests_per_second)
                 client = CaseStatusClient(http, api, limiter=limiter, clock=clock, sleep=sleep,
                                           send_gate=gate)
                 fetch = wrap_fetch(_fetch_step)

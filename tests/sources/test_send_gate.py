@@ -1,0 +1,52 @@
+"""The send gate spaces one process's requests by when their headers actually went out."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pipeline.sources.uscis.send_gate import SendGate
+
+
+def send_through(gate: SendGate, senders: int, each: int, latencies: list[float]) -> list[float]:
+    """Threads pass the gate, take the next of `latencies` to write their headers, say so."""
+    sent: list[float] = []
+    lock = threading.Lock()
+    turn = iter(latencies * senders * each)
+
+    def sender() -> None:
+        for _ in range(each):
+            ticket = gate.wait_turn()
+            with lock:
+                latency = next(turn)
+            time.sleep(latency)  # the connection, the interpreter lock: time before the headers
+            went_out = time.monotonic()
+            gate.sent(ticket)
+            with lock:
+                sent.append(went_out)
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(sent)
+
+
+def test_requests_never_go_out_closer_than_one_over_the_rate_even_when_the_gate_opens_early() -> None:
+    interval, cap = 0.020, 0.004
+    gate = SendGate(interval, lead_cap_s=cap)
+    # 12 ms then none, in turn: the gate learns about 6 ms but opens at most 4 ms early, so
+    # a quick request after a slow one still leaves at least interval - cap after it
+    sent = send_through(gate, senders=4, each=10, latencies=[0.012, 0.0])
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert min(gaps) >= interval - cap
+    assert len(sent) == 40
+
+
+def test_without_a_lead_the_gate_keeps_the_whole_interval() -> None:
+    interval = 0.020
+    gate = SendGate(interval)
+    sent = send_through(gate, senders=3, each=8, latencies=[0.003])
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert min(gaps) >= interval
