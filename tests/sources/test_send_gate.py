@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -39,7 +40,7 @@ def test_requests_never_go_out_closer_than_one_over_the_rate_even_when_the_gate_
     # 12 ms then none, in turn: the gate learns about 6 ms but opens at most 4 ms early, so
     # a quick request after a slow one still leaves at least interval - cap after it
     sent = send_through(gate, senders=4, each=10, latencies=[0.012, 0.0])
-    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= interval - cap
     assert len(sent) == 40
 
@@ -48,5 +49,5 @@ def test_without_a_lead_the_gate_keeps_the_whole_interval() -> None:
     interval = 0.020
     gate = SendGate(interval)
     sent = send_through(gate, senders=3, each=8, latencies=[0.003])
-    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= interval
