@@ -84,7 +84,7 @@ UNION ALL SELECT case_id, received + days + 3, 'card_production' FROM plan
     WHERE card AND outcome = 'approved'
 UNION ALL SELECT case_id, received + days + 7, 'card_mailed' FROM plan
     WHERE card AND outcome = 'approved';
-INSERT INTO status_events
+INSERT INTO status_events (case_id, event_date, stage, title, source, run_id)
 SELECT DISTINCT ON (case_id, d, stage) case_id, d, stage, stage, 'case_status_api', NULL
 FROM planned_events WHERE d <= DATE '{as_of}';
 """
