@@ -65,7 +65,7 @@ def record_failed_run(
     before = first_row(con.execute(
         "SELECT n_stored FROM ingest_runs WHERE run_id = ? AND status = 'partial'", [run_id]))
     if before is not None:
-        message = f"{message}; {PARTIAL_MESSAGE.format(n=before[0]).removeprefix('stopped part-way: ')}"
+        message = f"{message}; {PARTIAL_KEPT.format(n=before[0])}"
     con.execute(
         "INSERT INTO ingest_runs (run_id, flow, started_at, finished_at, status, message)"
         " VALUES (?, ?, ?, now()::TIMESTAMP, 'failed', ?) ON CONFLICT (run_id) DO UPDATE SET"
@@ -126,10 +126,11 @@ def load_chunks(
     return result
 
 
-PARTIAL_MESSAGE = (
-    "stopped part-way: {n} cases were stored before it stopped; run the same ingest again to "
-    "finish it (what is stored already is not stored twice)"
+PARTIAL_KEPT = (
+    "{n} cases were stored before it stopped; run the same ingest again to finish it (what is "
+    "stored already is not stored twice)"
 )
+PARTIAL_MESSAGE = "stopped part-way: " + PARTIAL_KEPT
 
 
 PROVENANCES = ("verified", "self_reported", "operator")
