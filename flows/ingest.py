@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.progress import ingest_progress
 from flows.refresh import publish_snapshot
 from pipeline.jobs import ingest as ingest_job
 from pipeline.parse.columns import parse_column_map
@@ -24,11 +25,12 @@ def discover_inputs(paths: list[str]) -> list[Path]:
 
 @task(cache_policy=NO_CACHE)
 def load_inputs(files: list[Path], as_of: str | None = None, columns: str | None = None) -> LoadResult:
-    """Parse, anonymize, validate and store the files in one transaction."""
+    """Parse, anonymize, validate and store the files, committing as the load goes."""
     return ingest_job.ingest_files(
         load_settings(), files,
         as_of=date.fromisoformat(as_of) if as_of else None,
         columns=parse_column_map(columns),
+        on_progress=ingest_progress(print),  # the flow logs prints
     )
 
 

@@ -1,11 +1,15 @@
-"""A progress bar for polling, shared by the CLI (in-process) and the poll flow."""
+"""Progress of long jobs, shared by the CLI (in-process) and the flows: a bar for polling,
+lines for an ingest."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.store.load import LoadResult, OnLoadProgress
 
 OnProgress = Callable[[int, int, str], None]
 
@@ -42,3 +46,20 @@ def poll_progress(enabled: bool = True) -> Iterator[OnProgress | None]:
             bar.update(state["task"], completed=done, outcomes=text)
 
         yield update
+
+
+def ingest_progress(write: Callable[[str], None], every: int = 100_000) -> OnLoadProgress:
+    """A callback for a load that writes a line once it has stored cases, then each time it
+    has read `every` more records or committed more cases."""
+    last = {"read": 0, "committed": 0}
+
+    def report(result: LoadResult, committed: int) -> None:
+        if not result.n_stored:
+            return
+        if last["read"] and result.n_read - last["read"] < every and committed == last["committed"]:
+            return
+        last.update(read=result.n_read, committed=committed)
+        write(f"ingesting: {result.n_read:,} read so far, {result.n_stored:,} cases stored, "
+              f"{result.n_rejected:,} rejected ({committed:,} cases committed: kept if it stops now)")
+
+    return report

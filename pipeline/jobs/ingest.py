@@ -38,6 +38,7 @@ from pipeline.sources.files import (
 from pipeline.store.db import open_store
 from pipeline.store.load import (
     LoadResult,
+    OnLoadProgress,
     next_run_id,
     record_failed_run,
 )
@@ -96,6 +97,7 @@ def ingest_files(
     columns: dict[str, str | None] | None = None,
     bulk: bool = True,
     commit_rows: int = COMMIT_ROWS,
+    on_progress: OnLoadProgress | None = None,
 ) -> LoadResult:
     """Parse, anonymize, validate and store every document and table row of `files`, in
     transactions of about `commit_rows` stored rows (whole chunks; see `load_chunks`).
@@ -127,7 +129,7 @@ def ingest_files(
                                numbers=numbers, workers=bulk_workers)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
-    return _store_chunks(settings, chunks, flow, commit_rows)
+    return _store_chunks(settings, chunks, flow, commit_rows, on_progress)
 
 
 def table_chunks(
@@ -162,6 +164,7 @@ def ingest_documents(
     workers: int = 1,
     chunk_size: int = CHUNK_SIZE,
     commit_rows: int = COMMIT_ROWS,
+    on_progress: OnLoadProgress | None = None,
 ) -> LoadResult:
     """Store documents from any source, committing every `commit_rows` stored rows: a load
     that fails keeps the whole chunks it committed, and says so in its run's row."""
@@ -169,7 +172,7 @@ def ingest_documents(
     def chunks(key: PseudonymKey, started: datetime) -> Iterator[PreparedChunk]:
         return _prepared_chunks(documents, key, started, workers, chunk_size)
 
-    return _store_chunks(settings, chunks, flow, commit_rows)
+    return _store_chunks(settings, chunks, flow, commit_rows, on_progress)
 
 
 def _store_chunks(
@@ -177,6 +180,7 @@ def _store_chunks(
     make_chunks: Callable[[PseudonymKey, datetime], Iterator[PreparedChunk]],
     flow: str,
     commit_rows: int,
+    on_progress: OnLoadProgress | None = None,
 ) -> LoadResult:
     settings.ensure_home()
     key = key_of(settings)
@@ -188,7 +192,7 @@ def _store_chunks(
         with closing(prepared) as chunks:
             try:
                 return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started,
-                                    commit_rows=commit_rows)
+                                    commit_rows=commit_rows, on_progress=on_progress)
             except Exception as error:
                 record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
                 raise
@@ -227,9 +231,10 @@ def ingest(
     *,
     as_of: date | None = None,
     columns: dict[str, str | None] | None = None,
+    on_progress: OnLoadProgress | None = None,
 ) -> LoadResult:
     """The ingest job: discover, load, publish."""
     result = ingest_files(settings, discover_inputs(paths), chunk_size=chunk_size,
-                          as_of=as_of, columns=columns)
+                          as_of=as_of, columns=columns, on_progress=on_progress)
     publish(settings)
     return result

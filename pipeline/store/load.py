@@ -10,7 +10,7 @@ one began.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +22,10 @@ from pipeline.prepare.funnel import PreparedChunk
 from pipeline.store.db import first_row, query_frame
 
 KEEP_REJECTIONS = 1_000
+
+# Told how far a load has gone: what it stored so far, and how many of those cases are
+# committed (kept even if the load stops now).
+OnLoadProgress = Callable[["LoadResult", int], None]
 
 
 @dataclass
@@ -95,9 +99,11 @@ def load_chunks(
     flow: str,
     started_at: datetime,
     commit_rows: int | None = None,
+    on_progress: OnLoadProgress | None = None,
 ) -> LoadResult:
     """Store every chunk and record the run: in one transaction, or in several of about
-    `commit_rows` stored rows (cases and events) each.
+    `commit_rows` stored rows (cases and events) each. `on_progress` hears how far it has
+    gone each time a chunk after the first arrives (a load of one chunk says nothing).
 
     DuckDB holds a transaction's new rows in memory until it commits: a million histories in
     one transaction took over a gigabyte. With `commit_rows`, each transaction holds whole
@@ -106,10 +112,12 @@ def load_chunks(
     what is missing (every chunk is merged by key) and finishes the run.
     """
     result = LoadResult(run_id)
-    pending = 0
+    pending = committed = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        for chunk in chunks:
+        for n, chunk in enumerate(chunks):
+            if n and on_progress is not None:
+                on_progress(result, committed)
             store_chunk(con, chunk, run_id, result)
             pending += chunk.cases.height + chunk.events.height
             if commit_rows is not None and pending >= commit_rows:
@@ -117,7 +125,7 @@ def load_chunks(
                            message=PARTIAL_MESSAGE.format(n=result.n_stored))
                 con.execute("COMMIT")
                 con.execute("BEGIN TRANSACTION")
-                pending = 0
+                pending, committed = 0, result.n_stored
         record_run(con, run_id, flow, started_at, result)
     except BaseException:
         con.execute("ROLLBACK")

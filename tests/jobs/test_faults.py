@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,6 @@ import pytest
 
 from pipeline.publish.reader import current_snapshot
 from pipeline.settings import Secret, Settings
-from pipeline.sources.bulk import BATCH_BYTES
 from pipeline.sources.sample import write_sample
 from tests.jobs.test_ingest_store import table_contents
 from tests.support.cli import timelines_exe
@@ -101,11 +101,11 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def histories(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """42,001 documents in 15 files, read in this order: 7 files of Case Status API answers,
-    7 of myUSCIS answers (3,000 each), then one that is not JSON. An ingest reads them in
-    batches (bulk) or chunks of 20,000 documents and keeps the file it stopped in open while
-    it stores one, so the open file tells from outside how far inside its first transaction it is
-(42,000 histories are fewer rows than an ingest stores before its first commit)."""
+    """42,001 documents in 15 files: 7 files of Case Status API answers, 7 of myUSCIS answers
+    (3,000 each), and one that is not JSON. An ingest stores them in chunks of 20,000 (42,000
+    histories are fewer rows than it stores before its first commit, so the whole ingest is
+    one transaction); the per-document path keeps the file it stopped in open while it stores
+    a chunk, so the open file tells from outside how far it is."""
     folder = tmp_path_factory.mktemp("faults") / "histories"
     write_sample(folder, 42_000, seed=17, as_of=AS_OF, per_file=3000)
     (folder / "zz-broken.json").write_text('{"case_status": ')
@@ -121,16 +121,6 @@ def clean_run(histories: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     assert done.returncode == 0, done.stderr
     assert "stored 42000 cases" in done.stdout and "rejected 1" in done.stdout
     return home / "timelines.duckdb"
-
-
-def first_batch_end(folder: Path) -> str:
-    """The JSON-lines file whose lines fill the bulk reader's first batch."""
-    total = 0
-    for path in sorted(folder.glob("*.jsonl")):
-        total += path.stat().st_size
-        if total >= BATCH_BYTES:
-            return path.name
-    raise AssertionError("the histories fill less than one bulk batch")
 
 
 def committed_state(database: Path) -> dict[str, object]:
@@ -155,12 +145,15 @@ def test_an_ingest_killed_inside_its_transaction_then_rerun_equals_one_clean_run
     ingest = subprocess.Popen([timelines_exe(), "ingest", str(histories)], env=child_env(home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # JSON lines are read in bulk: the file that fills the first batch stays open while
-        # that batch is prepared and stored, inside the first (here the only) transaction
-        last = first_batch_end(histories)
-        wait_for(lambda: last in open_files(ingest.pid) or
-                 ingest.poll() is not None, "the ingest to store its first batch")
+        # its first progress line comes once its first chunk is stored and the next is ready:
+        # inside its first (here its only) transaction, with more to store before it commits
+        assert ingest.stderr is not None
+        first = ingest.stderr.readline()
         ingest.send_signal(signal.SIGKILL)
+        progress = re.match(r"ingesting: ([\d,]+) read so far, ([\d,]+) cases stored, 1 rejected "
+                            r"\(0 cases committed", first)
+        assert progress, first
+        assert 0 < int(progress[2].replace(",", "")) < 42_000, first
     finally:
         ingest.kill()
         ingest.communicate()

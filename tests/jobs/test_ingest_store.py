@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from flows.progress import ingest_progress
 from pipeline.jobs import ingest as ingest_job
 from pipeline.jobs import refresh as refresh_job
 from pipeline.prepare.anonymize import key_of
@@ -19,6 +20,7 @@ from pipeline.settings import Secret, Settings
 from pipeline.sources.files import RawDocument, read_documents
 from pipeline.sources.sample import write_sample
 from pipeline.store.db import DatabaseBusyError, connect
+from pipeline.store.load import LoadResult
 
 RECEIPT = re.compile(r"[A-Z]{3}[0-9]{10}")
 
@@ -138,6 +140,33 @@ def test_a_load_stopped_after_some_commits_keeps_whole_chunks_and_a_rerun_finish
                     pseudonym_key=Secret(key_of(settings).secret.decode()))
     ingest_job.ingest_documents(clean, iter(documents), chunk_size=50)
     assert table_contents(settings.database_path) == table_contents(clean.database_path)
+
+
+def test_a_long_load_tells_how_far_it_has_gone_and_what_is_committed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    more = tmp_path / "more"
+    write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
+    documents = list(read_documents(ingest_job.discover_inputs([more])))
+    heard: list[tuple[int, int, int]] = []
+    lines: list[str] = []
+    print_line = ingest_progress(lines.append, every=100)
+
+    def hear(result: LoadResult, committed: int) -> None:
+        heard.append((result.n_read, result.n_stored, committed))
+        print_line(result, committed)
+
+    # chunks of 50 histories (over 200 rows each): a commit after every second chunk
+    ingest_job.ingest_documents(settings, iter(documents), chunk_size=50, commit_rows=400,
+                                on_progress=hear)
+    assert heard == [(50, 50, 0), (100, 100, 100), (150, 150, 100), (200, 200, 200), (250, 250, 200)]
+    assert [line.split(" read so far")[0] for line in lines] == [
+        "ingesting: 50", "ingesting: 100", "ingesting: 200"]  # the first, then on each commit
+    assert lines[1].endswith("(100 cases committed: kept if it stops now)")
+
+    heard.clear()  # a load of one chunk says nothing until its summary
+    ingest_job.ingest_documents(settings, iter(documents[:40]), chunk_size=50, on_progress=hear)
+    assert heard == []
 
 
 def test_a_held_database_gives_a_clear_message(settings: Settings, sample_dir: Path) -> None:

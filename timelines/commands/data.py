@@ -68,7 +68,10 @@ def ingest(
             result = ingest_flow([str(p) for p in paths], as_of=day.isoformat() if day else None,
                                  columns=columns)
         else:
-            result = ingest_job.ingest(cfg, paths, as_of=day, columns=column_map)
+            from flows.progress import ingest_progress
+
+            result = ingest_job.ingest(cfg, paths, as_of=day, columns=column_map,
+                                       on_progress=ingest_progress(lambda line: typer.echo(line, err=True)))
     except (InputError, ValueError) as error:
         raise CliError(f"cannot ingest: {error}") from error
     summary = {
