@@ -227,8 +227,7 @@ def _merge_rows(
         raise ValueError("a chunk holds a case twice: merge its rows before storing it")
     n_stored = stored.height
     # one row per event key, the first one given (the table's key)
-    events = events.unique(subset=["case_id", "event_date", "stage"], keep="first",
-                           maintain_order=True)
+    events = events.unique(subset=["case_id", "event_date", "stage"], keep="first")
     con.register("incoming_cases", cases)
     con.register("incoming_events", events)
     con.register("incoming_stored", stored)
