@@ -19,6 +19,7 @@ import ipaddress
 import os
 import secrets
 import sqlite3
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -64,7 +65,8 @@ def _connect(inbox_dir: Path) -> sqlite3.Connection:
     inbox_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = inbox_dir / LIMITS_FILE
     if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        with suppress(FileExistsError):  # another submission created it first
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     con = sqlite3.connect(path, timeout=10, isolation_level=None)
     con.execute("CREATE TABLE IF NOT EXISTS salt (value TEXT NOT NULL)")
     con.execute("CREATE TABLE IF NOT EXISTS hits (scope TEXT NOT NULL, who TEXT NOT NULL,"

@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,18 +53,37 @@ def load_key(key_path: Path, secret: Secret | None = None) -> PseudonymKey:
             )
         return PseudonymKey(given.encode())
     if not key_path.exists():
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: read theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+        _create_key_file(key_path)
     text = key_path.read_text().strip()
     if len(text) < MIN_KEY_CHARS:
         raise ValueError(f"the pseudonym key file {key_path} is empty or damaged; restore it from backup")
     return PseudonymKey(text.encode())
+
+
+def _create_key_file(key_path: Path) -> None:
+    """Write a new random key, whole, under key_path, unless another process already has.
+
+    The key is written and flushed to a file of its own first, then linked under its name:
+    a process starting at the same moment sees no key file or the whole one, never a file
+    still being written; the first link wins and every process reads that key."""
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    fd, scratch = tempfile.mkstemp(prefix=".pseudonym-", dir=key_path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(scratch, key_path)
+        except FileExistsError:
+            pass  # another process created it first: read theirs
+        except OSError:  # a file system without hard links: create it in place
+            with suppress(FileExistsError), os.fdopen(
+                    os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+                handle.write(secret)
+    finally:
+        os.unlink(scratch)
 
 
 def keyed_id(identity: str, key: PseudonymKey) -> str:
