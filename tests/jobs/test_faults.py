@@ -384,11 +384,17 @@ def test_submissions_arriving_during_an_ingest_are_all_stored(
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: any(n.endswith(".jsonl") for n in open_files(ingest.pid)) or
              ingest.poll() is not None, "the ingest to start reading")
-    codes = [submit(settings, f"MSC24900003{i:02d}") for i in range(4)]
-    inbox = subprocess.Popen([timelines_exe(), "ingest", "--inbox", "--format", "json"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    codes += [submit(settings, f"MSC24900003{i:02d}") for i in range(4, 8)]
-    assert ingest.poll() is None, "the ingest finished before the submissions arrived"
+    # a slow machine, made certain: the ingest (holding the database) is frozen while the
+    # first submissions arrive and the inbox job starts, then goes on as more arrive
+    os.kill(ingest.pid, signal.SIGSTOP)
+    try:
+        assert ingest.poll() is None, "the ingest finished before the submissions arrived"
+        codes = [submit(settings, f"MSC24900003{i:02d}") for i in range(4)]
+        inbox = subprocess.Popen([timelines_exe(), "ingest", "--inbox", "--format", "json"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        codes += [submit(settings, f"MSC24900003{i:02d}") for i in range(4, 8)]
+    finally:
+        os.kill(ingest.pid, signal.SIGCONT)
     codes += [submit(settings, f"MSC24900003{i:02d}") for i in range(8, 10)]
 
     out, err = ingest.communicate(timeout=600)
