@@ -182,19 +182,19 @@ def test_a_killed_pooled_ingest_leaves_no_worker_behind_and_reruns_cleanly(
         "from pipeline.settings import load_settings\n"
         "ingest_job.PARALLEL_MIN_BYTES = 0\n"
         "files = ingest_job.discover_inputs([Path(sys.argv[1])])\n"
-        "ingest_job.ingest_files(load_settings(), files, bulk=False)\n"
+        "ingest_job.ingest_files(load_settings(), files, bulk=False,\n"
+        "                        on_progress=lambda result, committed: print(result.n_stored, flush=True))\n"
     )
     ingest = subprocess.Popen([sys.executable, "-c", code, str(histories)], env=child_env(home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: set[int] = set()
     try:
-        def working() -> bool:
-            workers.update(descendants(ingest.pid))
-            return ("myuscis-synthetic-0007.jsonl" in open_files(ingest.pid) and len(workers) >= 2) \
-                or ingest.poll() is not None
-
-        wait_for(working, "the pooled ingest to reach its second chunk")
+        # its first report comes when the first chunk is stored and the pool has the next ready
+        assert ingest.stdout is not None
+        first = ingest.stdout.readline()
+        workers.update(descendants(ingest.pid))
         ingest.send_signal(signal.SIGKILL)
+        assert first.strip() == "20000" and len(workers) >= 2, (first, workers)
     finally:
         ingest.kill()
         ingest.communicate()
