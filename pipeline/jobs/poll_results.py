@@ -325,6 +325,7 @@ class PollSummary:
     server: str = "the Case Status API"
     n_claimed: int | None = None  # fewer than n_due when the day's quota or --limit cut them
     stopped_by: str | None = None  # "SIGTERM", "SIGINT": the run stopped early, stored its part
+    n_held: int = 0  # tracked receipts another run was polling when this one claimed
 
     @property
     def n_polled(self) -> int:
@@ -335,6 +336,11 @@ class PollSummary:
         """Say in one paragraph what the run did."""
         if self.n_tracked == 0:
             return "no receipts are tracked: add yours with `timelines track add RECEIPT --consent`"
+        if self.n_due == 0 and self.n_held:
+            rest = self.n_tracked - self.n_held
+            return (f"nothing is due for this run: {self.n_held} of the {self.n_tracked} tracked "
+                    "receipts are being polled by another run right now"
+                    + (f", and the other {rest} were polled recently" if rest else ""))
         if self.n_due == 0:
             return f"nothing is due: all {self.n_tracked} tracked receipts were polled recently"
         counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in self.outcomes.items() if n)
@@ -388,4 +394,5 @@ def summarize(
         server=server,
         n_claimed=len(claim.receipts),
         stopped_by=stopped_by,
+        n_held=claim.n_held,
     )

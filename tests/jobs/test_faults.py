@@ -449,8 +449,8 @@ def test_a_fault_storm_polls_every_due_receipt_once_and_stores_no_event_twice(
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         after = counters(server)
 
-    assert sum(s["outcomes"]["ok"] for s in summaries) == 50
-    assert all(s["outcomes"]["error"] == 0 and s["problem"] is None for s in summaries)
+    assert sum(s["outcomes"]["ok"] for s in summaries) == 50, (summaries, json.loads(again.stdout))
+    assert all(s["outcomes"]["error"] == 0 and s["problem"] is None for s in summaries), summaries
     injected = seen["faults_injected"]
     assert injected.get("timeout", 0) > 0 and sum(injected.get(c, 0) for c in ("500", "502", "503")) > 5
     assert seen["by_status"]["429"] > 0

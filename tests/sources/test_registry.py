@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.jobs.poll import schedule_from_env
+from pipeline.jobs.poll_results import summarize
 from pipeline.receipts import InvalidReceiptError
 from pipeline.settings import Settings
+from pipeline.sources.uscis.fetch import FetchProgress
 from pipeline.sources.uscis.registry import (
     CONSENT_VERSION,
     ERROR,
@@ -144,7 +146,11 @@ def test_a_claimed_receipt_is_not_claimed_twice_until_released_or_expired(
         first = registry.claim_due(now=T0, schedule=SCHEDULE, limit=1, lease=timedelta(minutes=5))
         second = other_process.claim_due(now=T0, schedule=SCHEDULE, lease=timedelta(minutes=10))
         assert first.receipts == ["EAC9999103403"] and second.receipts == ["EAC9999103404"]
-        assert other_process.claim_due(now=T0, schedule=SCHEDULE).receipts == []
+        nothing = other_process.claim_due(now=T0, schedule=SCHEDULE)
+        assert (nothing.receipts, nothing.n_due, nothing.n_held) == ([], 0, 2)
+        said = summarize("the Case Status API", "emulator", nothing, FetchProgress(), None).describe()
+        assert said == ("nothing is due for this run: 2 of the 2 tracked receipts are being "
+                        "polled by another run right now")
         expired = T0 + timedelta(minutes=6)
         assert other_process.claim_due(now=expired, schedule=SCHEDULE).receipts == [
             "EAC9999103403"

@@ -112,6 +112,7 @@ def _print_summary(summary: PollSummary, output: str) -> None:
                 "stopped_by": summary.stopped_by,
                 "tracked": summary.n_tracked,
                 "due": summary.n_due,
+                "held_by_another_run": summary.n_held,
                 "polled": summary.n_polled,
                 "outcomes": summary.outcomes,
                 "not_polled": summary.n_left,

@@ -234,6 +234,8 @@ class CaseStatusClient:
             else:
                 if gate is not None:
                     gate.sent(ticket)
+                    if response.status_code != 429:
+                        gate.eased()
                 self._report(receipt, response.status_code, started)
                 if response.status_code != 429 and response.status_code < 500:
                     return response
@@ -246,8 +248,8 @@ class CaseStatusClient:
                 raise error from cause
             if error.retry_after is not None:
                 self._limiter.record_retry_after(error.retry_after)
-            if isinstance(error, RateLimited) and self._gate is not None:
-                self._gate.widen()  # requests arrived closer than they left: leave more room
+            if isinstance(error, RateLimited) and gate is not None:
+                gate.widen(ticket)  # the server allows less than this pace: slow down
             attempt += 1
             log.warning(
                 "%s failed (%s); retry %d of %d in %.2f s",

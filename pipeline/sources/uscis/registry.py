@@ -133,6 +133,7 @@ class Claim:
     receipts: list[str]
     n_tracked: int
     n_due: int = 0  # due now; more than len(receipts) when the limit or quota cut them
+    n_held: int = 0  # held by another run's lease now (it is polling them)
 
 
 class Registry:
@@ -277,7 +278,7 @@ class Registry:
                 "UPDATE tracked SET claimed_by = ?, claimed_until = ? WHERE receipt = ?",
                 [(claim_id, until, receipt) for receipt in chosen],
             )
-        return Claim(claim_id, chosen, len(rows), len(due))
+        return Claim(claim_id, chosen, len(rows), len(due), n_held=len(rows) - len(free))
 
     def renew(self, claim_id: str, until: datetime) -> int:
         """Extend the lease on every receipt still held by a claim; return how many."""

@@ -21,11 +21,23 @@ class SendGate:
     of the rate. So the gate opens that much early, as measured (a moving average), but never
     more than `lead_cap_s` (what the policy keeps above 1/rate): two requests still leave at
     least `interval_s - lead_cap_s` apart.
+
+    A server that refuses requests as too fast (a spike arrest) may allow less than the
+    policy says: an independent gateway, a sandbox, a stricter rule. Each refusal of a request
+    sent since the last widening spaces requests 25 % more (`widen`, up to `SLOWEST` times
+    the policy's interval); each answer that is not a refusal takes back 2 % of the policy's
+    interval (`eased`). So the pace settles just under what the server allows, and comes back
+    to the policy's when the refusals stop.
     """
+
+    SLOWEST = 4.0
+    WIDEN_BY, EASE_BY = 1.25, 0.02
 
     def __init__(self, interval_s: float, *, stuck_s: float = 1.0, lead_cap_s: float = 0.0) -> None:
         self.interval_s = interval_s
-        self._widest_s = interval_s * 1.2
+        self._base_s = interval_s
+        self._widest_s = interval_s * self.SLOWEST
+        self._widened_at = float("-inf")
         self._stuck_s = stuck_s
         self._lead_cap_s = max(0.0, lead_cap_s)
         self._lead_s = 0.0  # moving average of the time from the gate to the headers
@@ -48,10 +60,20 @@ class SendGate:
                 self._passing_since = now
                 return now
 
-    def widen(self, by_s: float = 0.005) -> None:
-        """Space requests a little more after a spike arrest (jitter on the way), up to +20 %."""
+    def widen(self, ticket: float) -> None:
+        """A request that passed the gate at `ticket` was refused as too fast: space requests
+        more, unless it left before the last widening (that one answered for it already)."""
         with self._cond:
-            self.interval_s = min(self._widest_s, self.interval_s + by_s)
+            if ticket <= self._widened_at:
+                return
+            self._widened_at = time.monotonic()
+            self.interval_s = min(self._widest_s, self.interval_s * self.WIDEN_BY)
+
+    def eased(self) -> None:
+        """A request was answered (not refused as too fast): come back toward the policy's pace."""
+        with self._cond:
+            if self.interval_s > self._base_s:
+                self.interval_s = max(self._base_s, self.interval_s - self._base_s * self.EASE_BY)
 
     def sent(self, ticket: float) -> None:
         """Record that the request holding `ticket` went out now (again: no effect)."""
