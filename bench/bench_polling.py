@@ -8,6 +8,8 @@ runs as its own process and records every request's arrival. Measured at the sta
   * 429s (spike arrests) and the smallest gap between two arrivals;
 and, for the whole command (fetch, parse, validate, store, publish), its wall time.
 Baseline in the same run: the same poll with one request in flight (what polling did before).
+Then against a stand-in at 5/s, stricter than the defaults' 10/s: the poll slows down on its
+spike arrests; baseline, the same poll told the server's rate (USCIS_API_RATE_PER_SECOND=5).
 
 Run alone:  uv run python -m bench.bench_polling [--quick]
 """
@@ -31,16 +33,17 @@ from typing import Any
 from bench import BenchRow, markdown_table
 
 CAP = 10
+STRICT = 5  # a stand-in stricter than the policy
 
 
 def _exe() -> str:
     return shutil.which("timelines", path=str(Path(sys.executable).parent)) or "timelines"
 
 
-def stand_in(extra: int) -> tuple[subprocess.Popen[str], str]:
+def stand_in(extra: int, rate: int = CAP) -> tuple[subprocess.Popen[str], str]:
     """Start the spike-arresting 250 ms stand-in serving 50 + `extra` receipts."""
     proc = subprocess.Popen(
-        [_exe(), "emulator", "--port", "0", "--rate", str(CAP), "--tolerance-ms", "10",
+        [_exe(), "emulator", "--port", "0", "--rate", str(rate), "--tolerance-ms", "10",
          "--delay-ms", "250", "--quota", "1000000", "--synthetic", str(extra)],
         stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -106,6 +109,18 @@ def rows(quick: bool = False) -> list[BenchRow]:
     assert summary["outcomes"]["ok"] == len(receipts), summary
     workload = (f"{len(receipts)} receipts, stand-in: 10/s in 100 ms slots (refuses < 90 ms), "
                 "answers in 250 ms")
+    # a server stricter than the policy: 5/s where the defaults say 10/s
+    strict_receipts = receipts[:50 if quick else 100]
+    proc, base_url = stand_in(extra, rate=STRICT)
+    try:
+        strict_summary, strict_wall = poll_once(base_url, strict_receipts)
+        strict = at_the_server(base_url)
+        _, told_wall = poll_once(base_url, strict_receipts, USCIS_API_RATE_PER_SECOND=str(STRICT))
+        told = at_the_server(base_url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert strict_summary["outcomes"]["ok"] == len(strict_receipts), strict_summary
     return [
         BenchRow("Polling at 250 ms answers: achieved rate / cap (one `timelines poll`)", workload,
                  f"{ours['rate']:.2f}/s", baseline=f"1 in flight: {one['rate']:.2f}/s",
@@ -114,6 +129,14 @@ def rows(quick: bool = False) -> list[BenchRow]:
                        f"the server {ours['min_gap_ms']:.1f} ms, {ours['under_90']} under 90 ms; "
                        f"{ours['n']} requests; whole command {wall:.1f} s "
                        f"(1 in flight, 60 receipts: {wall_one:.1f} s)"),
+        BenchRow("Polling a server stricter than the policy (defaults: 10/s; server: 5/s)",
+                 f"{len(strict_receipts)} receipts, stand-in: 5/s in 200 ms slots (refuses < 190 ms), "
+                 "answers in 250 ms",
+                 f"{strict['rate']:.2f}/s", baseline=f"told 5/s: {told['rate']:.2f}/s",
+                 ratio=f"{strict['rate'] / told['rate']:.2f} of the told rate",
+                 notes=f"{strict['arrests']} x 429 for {len(strict_receipts)} receipts (told 5/s: "
+                       f"{told['arrests']}); every receipt ok; whole command {strict_wall:.1f} s "
+                       f"(told 5/s: {told_wall:.1f} s)"),
     ]
 
 
