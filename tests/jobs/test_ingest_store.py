@@ -106,12 +106,17 @@ def test_a_bad_chunk_rolls_back_the_whole_load(
     assert status is not None and status[0] == "failed" and "disk vanished" in status[1]
 
 
-def test_a_load_stopped_after_some_commits_keeps_whole_chunks_and_a_rerun_finishes_it(
-    settings: Settings, tmp_path: Path
-) -> None:
+@pytest.fixture
+def documents(tmp_path: Path) -> list[RawDocument]:
+    """300 synthetic histories, read as the per-document path reads them."""
     more = tmp_path / "more"
     write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
-    documents = list(read_documents(ingest_job.discover_inputs([more])))
+    return list(read_documents(ingest_job.discover_inputs([more])))
+
+
+def test_a_load_stopped_after_some_commits_keeps_whole_chunks_and_a_rerun_finishes_it(
+    settings: Settings, tmp_path: Path, documents: list[RawDocument]
+) -> None:
 
     def failing_source() -> Iterator[RawDocument]:  # breaks in its fifth chunk of 50
         for n, document in enumerate(documents):
@@ -143,11 +148,8 @@ def test_a_load_stopped_after_some_commits_keeps_whole_chunks_and_a_rerun_finish
 
 
 def test_a_long_load_tells_how_far_it_has_gone_and_what_is_committed(
-    settings: Settings, tmp_path: Path
+    settings: Settings, documents: list[RawDocument]
 ) -> None:
-    more = tmp_path / "more"
-    write_sample(more, 300, seed=13, as_of=date(2025, 6, 1))
-    documents = list(read_documents(ingest_job.discover_inputs([more])))
     heard: list[tuple[int, int, int]] = []
     lines: list[str] = []
     print_line = ingest_progress(lines.append, every=100)
