@@ -282,6 +282,9 @@ def main() -> None:
 
     # A busy 2-core machine can take longer than Prefect's default to start a temporary server.
     default_variable("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # No usage reports leave the machine; the server's heartbeat also contended for the
+    # temporary server's SQLite file ("database is locked" in the demo's log).
+    default_variable("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from timelines.choices import apply_choices
 
     command = typer.main.get_command(app)

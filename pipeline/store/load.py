@@ -115,10 +115,11 @@ def load_chunks(
     pending = committed = 0
     con.execute("BEGIN TRANSACTION")
     try:
+        index = StoredCases(con)
         for n, chunk in enumerate(chunks):
             if n and on_progress is not None:
                 on_progress(result, committed)
-            store_chunk(con, chunk, run_id, result)
+            store_chunk(con, chunk, run_id, result, index=index)
             pending += chunk.cases.height + chunk.events.height
             if commit_rows is not None and pending >= commit_rows:
                 record_run(con, run_id, flow, started_at, result, status="partial",
@@ -129,9 +130,44 @@ def load_chunks(
         record_run(con, run_id, flow, started_at, result)
     except BaseException:
         con.execute("ROLLBACK")
+        StoredCases.drop(con)
         raise
     con.execute("COMMIT")
+    StoredCases.drop(con)
     return result
+
+
+class StoredCases:
+    """The hashes of the stored case ids, kept beside a load of many chunks (in a temporary
+    table of the load's connection, inside its transactions, so a rollback forgets what it
+    rolls back). A chunk then looks up in `cases` only the ids whose hash is stored: a load
+    of new cases never scans the table, which grows with every chunk it stores."""
+
+    TABLE = "load_stored_case_hashes"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {self.TABLE} AS SELECT hash(case_id) AS h FROM cases")
+
+    @classmethod
+    def drop(cls, con: duckdb.DuckDBPyConnection) -> None:
+        """Forget the hashes (after the load's last transaction)."""
+        con.execute(f"DROP TABLE IF EXISTS temp.{cls.TABLE}")
+
+    def candidates(self, ids: pl.DataFrame) -> pl.DataFrame:
+        """Those of `ids` (a frame of case_id) that may be stored: every stored one, and
+        rarely one whose hash only collides with a stored id's."""
+        self.con.register("incoming_ids", ids)
+        try:
+            return query_frame(self.con, f"SELECT case_id FROM incoming_ids WHERE hash(case_id) IN "
+                                         f"(SELECT h FROM {self.TABLE})")
+        finally:
+            self.con.unregister("incoming_ids")
+
+    def add(self) -> None:
+        """Remember the cases just inserted (inside `_merge_rows`, while they are registered)."""
+        self.con.execute(f"INSERT INTO {self.TABLE} SELECT hash(case_id) FROM incoming_cases"
+                         " ANTI JOIN incoming_stored USING (case_id)")
 
 
 PARTIAL_KEPT = (
@@ -146,18 +182,19 @@ PROVENANCES = ("verified", "self_reported", "operator")
 
 def store_chunk(
     con: duckdb.DuckDBPyConnection, chunk: PreparedChunk, run_id: int, result: LoadResult,
-    provenance: str = "operator",
+    provenance: str = "operator", index: StoredCases | None = None,
 ) -> None:
     """Merge one chunk into the tables (the caller holds the transaction).
 
     `provenance` says who vouches for the rows: 'verified' (polled from the official API)
     takes a case over: its form, office and events replace whatever self-reported or
     operator rows said about it. Others merge as before, and never change a verified case.
+    `index` (a load of many chunks) spares looking up cases that cannot be stored.
     """
     if provenance not in PROVENANCES:
         raise ValueError(f"provenance must be one of {PROVENANCES}, not {provenance!r}")
     cases, events = chunk.cases, chunk.events
-    stored = _stored_rows(con, cases)  # one look at the table: what is known of these cases
+    stored = _stored_rows(con, cases, index)  # one look at the table: what is known of these cases
     if provenance == "verified":
         _take_over(con, cases, stored)
         taken = cases.select("case_id", pl.col("form_type").alias("taken_form"))
@@ -187,7 +224,7 @@ def store_chunk(
         cases = cases.join(conflicts.select("case_id"), on="case_id", how="anti")
         events = events.join(conflicts.select("case_id"), on="case_id", how="anti")
         stored = stored.join(conflicts.select("case_id"), on="case_id", how="anti")
-    new_cases, new_events = _merge_rows(con, cases, events, stored.select("case_id"), run_id)
+    new_cases, new_events = _merge_rows(con, cases, events, stored.select("case_id"), run_id, index)
     result.n_new_cases += new_cases
     result.n_new_events += new_events
     quarantine_rejections(con, run_id, rejections)
@@ -215,7 +252,7 @@ def _count_rows(result: LoadResult, chunk: PreparedChunk, stored: set[str]) -> N
 
 def _merge_rows(
     con: duckdb.DuckDBPyConnection, cases: pl.DataFrame, events: pl.DataFrame,
-    stored: pl.DataFrame, run_id: int,
+    stored: pl.DataFrame, run_id: int, index: StoredCases | None = None,
 ) -> tuple[int, int]:
     """Add the cases not stored yet, merge the others, add the events not stored yet.
 
@@ -233,6 +270,8 @@ def _merge_rows(
     con.register("incoming_stored", stored)
     try:
         [(n_new_cases,)] = con.execute(_INSERT_NEW_CASES).fetchall()
+        if index is not None:
+            index.add()
         if n_stored:
             con.execute(_UPDATE_STORED_CASES).fetchall()
         [(n_new_events,)] = con.execute(
@@ -292,13 +331,17 @@ SELECT * FROM incoming ANTI JOIN stored USING (case_id, event_date, stage)
 """
 
 
-def _stored_rows(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame) -> pl.DataFrame:
+def _stored_rows(con: duckdb.DuckDBPyConnection, cases: pl.DataFrame,
+                 index: StoredCases | None = None) -> pl.DataFrame:
     """The stored form, category and provenance of those of `cases` already stored."""
     empty = pl.DataFrame(schema={"case_id": pl.Utf8, "form_type": pl.Utf8,
                                  "category": pl.Utf8, "provenance": pl.Utf8})
-    if cases.height == 0:
+    ids = cases.select("case_id")
+    if index is not None and ids.height:
+        ids = index.candidates(ids)
+    if ids.height == 0:
         return empty
-    con.register("incoming_ids", cases.select("case_id"))
+    con.register("incoming_ids", ids)
     try:
         found = query_frame(
             con, "SELECT case_id, form_type, category, provenance FROM cases"

@@ -67,6 +67,21 @@ def test_every_kind_of_load_keeps_one_row_per_key(settings: Settings, tmp_path: 
     assert duplicates(settings.database_path) == (0, 0, n_cases)
 
 
+def test_a_case_in_several_chunks_of_one_load_into_an_empty_store_is_stored_once(
+        settings: Settings, tmp_path: Path) -> None:
+    # the load looks up in `cases` only the ids it has seen stored (StoredCases): the ones
+    # it stores itself must count, in the transaction they are in and across its commits
+    sample = tmp_path / "sample"
+    write_sample(sample, 300, seed=5, as_of=date(2025, 6, 1), per_file=100)
+    later = tmp_path / "later"  # the same receipts among others, seen months later
+    write_sample(later, 300, seed=5, as_of=date(2025, 10, 1), per_file=100)
+    inputs = ingest_job.discover_inputs([sample, later])
+    result = ingest_job.ingest_files(settings, inputs, bulk=False, chunk_size=40, commit_rows=300)
+    n_duplicates, n_event_duplicates, n_cases = duplicates(settings.database_path)
+    assert (n_duplicates, n_event_duplicates) == (0, 0)
+    assert result.n_new_cases == n_cases < result.n_stored  # some cases came twice
+
+
 def test_a_database_from_before_0013_keeps_every_row_and_loses_only_the_index(tmp_path: Path) -> None:
     db = tmp_path / "old.duckdb"
     con = duckdb.connect(str(db))
