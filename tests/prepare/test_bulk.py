@@ -155,6 +155,10 @@ def odd_lines() -> list[bytes]:
         dumps(_myuscis()),
         dumps(_api("EAC2190000102"))[:-1] + b",}",  # trailing comma: orjson refuses
         dumps(_api("EAC2190000103")).replace(b'"Query was successful"', b"NaN"),
+        # numbers beyond a double: orjson refuses them, DuckDB reads them
+        dumps(_api("EAC2190000133")).replace(b'"Query was successful"', b"[1, 2e999]"),
+        dumps(_api("EAC2190000134")).replace(b'"Query was successful"', b"9" * 310),
+        dumps(_api("EAC2190000135", current_case_status_desc_en="Code 1e400, 99" + "9" * 300)),
         b'{"case_status": {"receiptNumber": "EAC2190000104"}, "case_status": {"receiptNumber": "X"}}',
         dumps(_api("EAC2190000105", formType=485)),
         dumps(_api("EAC2190000106", current_case_status_text_en=0)),
