@@ -75,3 +75,46 @@ def test_conflicting_form_types_are_rejected_not_guessed() -> None:
     result = check(first, second)
     assert result.cases.height == 0
     assert "different form types" in result.rejections[0].reasons[0]
+
+
+VALIDATE_IN_A_FRESH_PROCESS = """
+import json, sys
+{first}
+from datetime import date
+from tests.prepare.test_validate import case, check
+cases = [
+    case("EAC2490000001", [(date(2024, 1, 10), "received"), (date(2024, 5, 1), "approved")]),
+    case("EAC2490000002", [(date(2024, 1, 10), "received"), (date(2023, 12, 1), "approved"),
+                           (date(2026, 1, 1), "other")]),
+    case("EAC2490000003", [(date(1985, 1, 1), "received")], received=date(1985, 1, 1)),
+    case("EAC2490000004", [(date(2024, 1, 10), "received")], form=None),
+    case("EAC2490000005", [(date(2024, 3, 1), "approved")], received=None),
+    case("EAC2490000006", [(date(2024, 1, 10), "received"), (date(2024, 2, 1), "rfe_response"),
+                           (date(2024, 3, 1), "rfe")]),
+    case("EAC2490000007", [(date(2024, 1, 10), "received")], form="Z-99"),
+]
+result = check(*cases)
+print(json.dumps({{"pandas": "pandas" in sys.modules, "stored": result.cases.height,
+                  "reasons": sorted((r.origin, sorted(r.reasons)) for r in result.rejections)}}))
+"""
+
+
+def test_pandera_validates_alike_with_and_without_its_pandas_layer() -> None:
+    # an ingest loads pandera's polars API without pandas (0.9 s less at every start); where
+    # pandas was loaded first (the dashboard), pandera is whole: both must judge alike
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    answers = {}
+    for first in ("", "import pandas"):
+        child = subprocess.run([sys.executable, "-c", VALIDATE_IN_A_FRESH_PROCESS.format(first=first)],
+                               cwd=root, capture_output=True, text=True, check=True, timeout=120)
+        answers[first] = json.loads(child.stdout.strip().splitlines()[-1])
+    without, whole = answers[""], answers["import pandas"]
+    assert without["pandas"] is False and whole["pandas"] is True
+    assert without["stored"] == whole["stored"] == 1
+    assert without["reasons"] == whole["reasons"]
+    assert len(without["reasons"]) == 6
