@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from pipeline.jobs import ingest as ingest_job
+from pipeline.publish.heartbeat import scheduler_dir
 from pipeline.settings import Settings
 from pipeline.sources.sample import write_sample
 from tests.support.cli import timelines_exe
@@ -121,6 +122,13 @@ def wait_for_final_state(flow_run_id: Any, timeout: float = 300) -> Any:
             time.sleep(1)
 
 
+def wait_for_file(path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} was never written"
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.usefixtures("prefect_harness")
@@ -151,6 +159,9 @@ def test_serve_runs_the_deployments_and_a_failed_run_shows_on_the_health_page(
         failing = run_deployment("poll/tracked-receipts", timeout=0)  # no USCIS credentials are set
         assert wait_for_final_state(refresh.id).state.is_completed()
         assert wait_for_final_state(failing.id).state.is_failed()
+        # Prefect shows the run failed before its on_failure hooks have run; the last hook
+        # notes the end of the run, so wait for that before stopping the server
+        wait_for_file(scheduler_dir(settings.home) / "last-run-poll.json")
     finally:
         serve.send_signal(signal.SIGINT)
         try:
