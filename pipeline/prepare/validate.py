@@ -20,25 +20,30 @@ from pipeline.model import FORM_TYPE_PATTERN, PROCESSING_TYPES, CaseRecord
 from pipeline.receipts import OFFICES
 from pipeline.stages import STAGES
 
+# What pandera loads when it is installed but its polars API never uses: its pandas layer,
+# and hypothesis, for its data-synthesis strategies (a test dependency of ours).
+_HIDDEN = ("pandas", "hypothesis")
 
-class _NoPandas(importlib.abc.MetaPathFinder):
+
+class _Hidden(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
-        if name == "pandas" or name.startswith("pandas."):
+        if name.split(".", 1)[0] in _HIDDEN:
             raise ModuleNotFoundError(f"No module named '{name}'", name=name)
         return None
 
 
 @contextmanager
 def _without_pandas() -> Iterator[None]:
-    """Import pandera's polars API without pandas, unless pandas is loaded already.
+    """Import pandera's polars API without pandas or hypothesis, unless they are loaded already.
 
-    pandera's polars API does not use pandas, but the pandera package loads its pandas API when
-    pandas is installed (Streamlit brings it): 0.9 s of every `timelines ingest` and poll.
-    pandera supports installs without pandas, and takes this path when pandas cannot be found.
-    Other modules import pandas as usual afterwards; where pandas is loaded first (the
-    dashboard), pandera loads whole. `tests/prepare/test_validate.py` checks both judge alike."""
-    blocker = _NoPandas()
+    pandera's polars API uses neither, but the pandera package loads its pandas API when
+    pandas is installed (Streamlit brings it), 0.9 s of every `timelines ingest` and poll, and
+    hypothesis when that is installed (0.3 s more). pandera supports installs without them, and
+    takes that path when they cannot be found. Other modules import them as usual afterwards;
+    where they are loaded first (the dashboard, the tests), pandera loads whole.
+    `tests/prepare/test_validate.py` checks both judge alike."""
+    blocker = _Hidden()
     sys.meta_path.insert(0, blocker)
     try:
         yield
