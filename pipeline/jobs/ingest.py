@@ -129,7 +129,11 @@ def ingest_files(
                                numbers=numbers, workers=bulk_workers)
         yield from table_chunks(tables, key, as_of=moment, columns=columns, chunk_size=chunk_size)
 
-    return _store_chunks(settings, chunks, flow, commit_rows, on_progress)
+    # while workers keep every core busy preparing, the store works in one thread: its second
+    # thread only competed with them (a 1M-history ingest used 4% less CPU, 4% less time)
+    busy = bulk_workers > 1 or workers > 1
+    return _store_chunks(settings, chunks, flow, commit_rows, on_progress,
+                         store_threads=1 if busy else None)
 
 
 def table_chunks(
@@ -181,12 +185,15 @@ def _store_chunks(
     flow: str,
     commit_rows: int,
     on_progress: OnLoadProgress | None = None,
+    store_threads: int | None = None,
 ) -> LoadResult:
     settings.ensure_home()
     key = key_of(settings)
     started = datetime.now()
     with open_store(settings.database_path) as con:
         con.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")
+        if store_threads is not None:
+            con.execute(f"SET threads = {int(store_threads)}")
         run_id = next_run_id(con)
         prepared = _closing_generator(make_chunks(key, started))
         with closing(prepared) as chunks:
