@@ -308,15 +308,13 @@ def validate_frames(cases: pl.DataFrame, events: pl.DataFrame, today: date | Non
         for i, messages in _reasons_by_index(err, cases).items():
             reasons.setdefault(case_ids[i], []).extend(messages)
 
+    # one row per case that has events: the dates its events are checked against
     anchors = events.group_by("case_id").agg(
         pl.col("event_date").filter(pl.col("stage") == "rfe").min().alias("first_rfe"),
         pl.col("event_date").filter(pl.col("stage") == "card_production").min().alias("first_card"),
-    )
-    checked = (
-        events.join(cases.select("case_id", "received_date"), on="case_id", how="left")
-        .join(anchors, on="case_id", how="left")
-        .select(*EVENT_COLUMNS, "received_date", "first_rfe", "first_card")
-    )
+    ).join(cases.select("case_id", "received_date"), on="case_id", how="left")
+    checked = events.join(anchors, on="case_id", how="left").select(
+        *EVENT_COLUMNS, "received_date", "first_rfe", "first_card")
     try:
         event_schema(today).validate(checked, lazy=True)
     except SchemaErrors as err:
@@ -325,7 +323,7 @@ def validate_frames(cases: pl.DataFrame, events: pl.DataFrame, today: date | Non
             bucket = reasons.setdefault(event_ids[i], [])
             bucket.extend(m for m in messages if m not in bucket)
 
-    no_events = cases.join(events.select("case_id").unique(), on="case_id", how="anti")
+    no_events = cases.join(anchors, on="case_id", how="anti")
     for case_id in no_events["case_id"]:
         reasons.setdefault(case_id, []).append("the history has no dated status at all")
 
