@@ -34,7 +34,7 @@ class _Hidden(importlib.abc.MetaPathFinder):
 
 
 @contextmanager
-def _without_pandas() -> Iterator[None]:
+def _without_unused_layers() -> Iterator[None]:
     """Import pandera's polars API without pandas or hypothesis, unless they are loaded already.
 
     pandera's polars API uses neither, but the pandera package loads its pandas API when
@@ -51,7 +51,7 @@ def _without_pandas() -> Iterator[None]:
         sys.meta_path.remove(blocker)
 
 
-with _without_pandas():
+with _without_unused_layers():
     import pandera.polars as pa
     from pandera.errors import SchemaErrors
 

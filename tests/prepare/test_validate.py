@@ -100,7 +100,7 @@ print(json.dumps({{"pandas": "pandas" in sys.modules, "hypothesis": "hypothesis"
 """
 
 
-def test_pandera_validates_alike_with_and_without_its_pandas_layer() -> None:
+def test_pandera_validates_alike_with_and_without_its_pandas_and_hypothesis_layers() -> None:
     # an ingest loads pandera's polars API without pandas and hypothesis (1.2 s less at every
     # start); where they were loaded first (the dashboard, tests), pandera is whole: both must
     # judge alike
