@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import closing
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -190,19 +190,47 @@ def _store_chunks(
     settings.ensure_home()
     key = key_of(settings)
     started = datetime.now()
-    with open_store(settings.database_path) as con:
+    # the first chunk is prepared while the store opens (and waits, if another flow holds it)
+    with _FirstAhead(make_chunks(key, started)) as prepared, open_store(settings.database_path) as con:
         con.execute(f"SET memory_limit = '{STORE_MEMORY_LIMIT}'")
         if store_threads is not None:
             con.execute(f"SET threads = {int(store_threads)}")
         run_id = next_run_id(con)
-        prepared = _closing_generator(make_chunks(key, started))
-        with closing(prepared) as chunks:
-            try:
-                return _load_chunks(con, chunks, run_id=run_id, flow=flow, started_at=started,
-                                    commit_rows=commit_rows, on_progress=on_progress)
-            except Exception as error:
-                record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
-                raise
+        try:
+            return _load_chunks(con, prepared, run_id=run_id, flow=flow, started_at=started,
+                                commit_rows=commit_rows, on_progress=on_progress)
+        except Exception as error:
+            record_failed_run(con, run_id, flow, started, f"{type(error).__name__}: {error}")
+            raise
+
+
+class _FirstAhead:
+    """Chunks whose first one is being prepared, in a thread, from the moment this is made.
+
+    Leaving the block (the store could not be opened, the load failed or was stopped) waits
+    for that first chunk, then closes the chunks: their workers stop and nothing leaks."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[PreparedChunk]) -> None:
+        self._chunks = _closing_generator(chunks)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-chunk")
+        self._first = self._thread.submit(next, self._chunks, self._END)
+
+    def __enter__(self) -> Iterator[PreparedChunk]:
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[PreparedChunk]:
+        first = self._first.result()
+        if first is self._END:
+            return
+        assert isinstance(first, PreparedChunk)
+        yield first
+        yield from self._chunks
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.shutdown(wait=True)
+        self._chunks.close()
 
 
 def _closing_generator(chunks: Iterator[PreparedChunk]) -> Generator[PreparedChunk, None, None]:

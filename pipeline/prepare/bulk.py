@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from queue import Queue
 
@@ -36,7 +37,7 @@ from pipeline.prepare.anonymize import PseudonymKey
 from pipeline.prepare.funnel import PreparedChunk, prepare_chunk, record_rejection
 from pipeline.prepare.validate import CASE_COLUMNS, EVENT_COLUMNS, validate_frames
 from pipeline.receipts import OFFICE_ALIASES, office_of
-from pipeline.sources.bulk import BATCH_BYTES, LineBatch, line_batches
+from pipeline.sources.bulk import BATCH_BYTES, LineBatch, LineFile, line_batches
 from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
 
@@ -98,10 +99,13 @@ class BulkPreparer:
              "observed_at": [f.observed_at for f in batch.files]},
             schema={"file": pl.Int32, "name": pl.Utf8, "unit": pl.Utf8, "observed_at": pl.Datetime("us")},
         )
-        lines = pl.from_arrow(batch.lines)
-        assert isinstance(lines, pl.DataFrame)
-        # JSON DuckDB reads but orjson refuses (polars' regex engine is the fastest to hand)
-        lines = lines.with_columns(lenient=pl.col("text").str.contains(bulk_sql.LENIENT_JSON))
+        lines = batch.lines
+        # JSON DuckDB reads but orjson refuses (polars' regex engine is the fastest to hand);
+        # DuckDB reads the lines' Arrow table itself, not a copy of it made by polars
+        text = pl.from_arrow(lines.column("text"))
+        assert isinstance(text, pl.Series)
+        lines = lines.append_column("lenient", text.str.contains(bulk_sql.LENIENT_JSON).to_arrow())
+        del text
         con.register("lines", lines)
         con.register("files", files)
         try:
@@ -115,17 +119,18 @@ class BulkPreparer:
             ))
             inner, outer = hmac_pads(self.key)
             con.execute(_IDS, [outer, inner])
-            cases = _frame(con.sql(_CASES_OUT).pl(), CASE_COLUMNS)
+            taken = con.sql(_CASES_OUT).pl()
             events = _frame(con.sql(_EVENTS_OUT).pl(), EVENT_COLUMNS)
-            origins_frame = con.sql(_ORIGINS).pl()
-            odd_rows = con.sql(_ODD).pl()
+            # every line was taken, or some are odd
+            odd_rows = con.sql(_ODD).pl() if taken.height < batch.n_lines else None
         finally:
             con.unregister("lines")
             con.unregister("files")
             for table in _BATCH_TABLES:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-        origins = dict(zip(origins_frame["case_id"].to_list(), origins_frame["origin"].to_list(), strict=True))
-        odd = list(batch.odd) + _documents(batch, odd_rows)
+        cases = _frame(taken, CASE_COLUMNS)
+        origins = LineOrigins(taken.select("case_id", "file", "line"), batch.files)
+        odd = list(batch.odd) + (_documents(batch, odd_rows) if odd_rows is not None else [])
         checked = validate_frames(cases, events, self.today)
         rejections = _rejections(cases, events, checked.reasons, origins)
         chunk = PreparedChunk(checked.cases, checked.events, rejections, origins, n_documents=cases.height)
@@ -191,7 +196,7 @@ FROM ok
 # the case attributes of issue 11 as anonymize_case and to_frames make them for these shapes:
 # no category or tracked_since in them, last_checked = CaseRecord.checked_on
 _CASES_OUT = """
-SELECT case_id, source, form AS form_type, intake_office, current_office,
+SELECT case_id, file, line, source, form AS form_type, intake_office, current_office,
        fiscal_year, received_date, premium, observed_at, last_modified, synthetic,
        NULL::VARCHAR AS category, CASE WHEN premium THEN 'premium' ELSE 'regular' END AS processing,
        NULL::DATE AS tracked_since, greatest(observed_at::DATE, latest) AS last_checked,
@@ -203,10 +208,30 @@ _EVENTS_OUT = """
 SELECT case_id, e.event_date, e.stage, e.title, ok.source
 FROM ok JOIN ids USING (file, line) JOIN all_events e USING (file, line)
 """
-_ORIGINS = """
-SELECT case_id, files.name || ' ' || files.unit || ' ' || ids.line AS origin FROM ids JOIN files USING (file)
-"""
 _ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
+
+
+class LineOrigins(Mapping[str, str]):
+    """Where each case of a batch came from ("file N line M"), made only when asked: only a
+    rejection says it, and most batches have none."""
+
+    def __init__(self, lines: pl.DataFrame, files: list[LineFile]) -> None:
+        self._lines = lines  # case_id, file (index into files), line
+        self._files = files
+
+    @cached_property
+    def _origins(self) -> dict[str, str]:
+        return {case_id: f"{self._files[f].name} {self._files[f].unit} {n}" for case_id, f, n in
+                self._lines.iter_rows()}
+
+    def __getitem__(self, case_id: str) -> str:
+        return self._origins[case_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._origins)
+
+    def __len__(self) -> int:
+        return self._lines.height
 
 
 def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
@@ -220,7 +245,7 @@ def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
 
 
 def _rejections(cases: pl.DataFrame, events: pl.DataFrame, reasons: dict[str, list[str]],
-                origins: dict[str, str]) -> list[Rejection]:
+                origins: Mapping[str, str]) -> list[Rejection]:
     """Rejections of the records validation refused, made exactly as prepare_chunk makes them."""
     if not reasons:
         return []

@@ -11,7 +11,7 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -153,7 +153,7 @@ class PreparedChunk:
     cases: pl.DataFrame
     events: pl.DataFrame
     rejections: list[Rejection]
-    origins: dict[str, str]
+    origins: Mapping[str, str]  # case id -> where it came from, for its rejections
     n_documents: int
     rows_per_case: dict[str, int] | None = None
     n_refused_rows: int = 0
