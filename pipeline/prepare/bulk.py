@@ -221,8 +221,7 @@ class LineOrigins(Mapping[str, str]):
 
     @cached_property
     def _origins(self) -> dict[str, str]:
-        return {case_id: f"{self._files[f].name} {self._files[f].unit} {n}" for case_id, f, n in
-                self._lines.iter_rows()}
+        return {case_id: _origin(self._files[f], n) for case_id, f, n in self._lines.iter_rows()}
 
     def __getitem__(self, case_id: str) -> str:
         return self._origins[case_id]
@@ -234,11 +233,16 @@ class LineOrigins(Mapping[str, str]):
         return self._lines.height
 
 
+def _origin(file: LineFile, number: int) -> str:
+    """Where a line came from, as the per-document reader says it: "file N line M"."""
+    return f"{file.name} {file.unit} {number}"
+
+
 def _documents(batch: LineBatch, rows: pl.DataFrame) -> list[RawDocument]:
     """The odd lines as the RawDocuments the per-document reader would have made of them."""
     files = batch.files
     return [
-        RawDocument(f"{files[f].name} {files[f].unit} {n}", t.encode(), files[f].observed_at)
+        RawDocument(_origin(files[f], n), t.encode(), files[f].observed_at)
         for f, n, t in zip(rows["file"].to_list(), rows["line"].to_list(),
                            rows["text"].to_list(), strict=True)
     ]
