@@ -97,7 +97,9 @@ def test_serve_pauses_its_schedules_and_stops_its_prefect_server(tmp_path: Path)
     home, port, log = tmp_path / "home", free_port(), tmp_path / "serve.log"
     process = start(["serve", "--port", str(port)], home, log)
     beat = home / "scheduler" / "heartbeat.json"
-    wait_until(beat.exists, 400, process, log)
+    # the signal comes as soon as the command says it serves, while its runner still starts:
+    # the stop must wait for the start, or the schedules would stay active on the server
+    wait_until(lambda: "(Ctrl+C stops)" in log.read_text(), 400, process, log)
     assert answers(f"http://127.0.0.1:{port}/api/health")
     assert stop(process, signal.SIGTERM) == 0, log.read_text()
     text = log.read_text()

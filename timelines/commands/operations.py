@@ -134,6 +134,7 @@ def serve(
             )
         server = start_prefect_server(cfg.home / "prefect", port, api_url)
     ui = api_url.removesuffix("/api")
+    early = EarlyStop()  # from here on a signal stops the command cleanly
     typer.echo(f"serving {len(deployments)} deployments (times in {schedules[0].timezone}):")
     for deployment in deployments:
         crons = [s.schedule.cron for s in deployment.schedules or []]
@@ -142,7 +143,7 @@ def serve(
         typer.echo(f"  {name:<42} {when:<16} {deployment.description or ''}")
     typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
     try:
-        run_until_stopped(deployments, cfg.home, served(deployments))
+        run_until_stopped(deployments, cfg.home, served(deployments), early)
     finally:
         if server is not None:
             server.terminate()
@@ -154,7 +155,27 @@ def serve(
         typer.echo("stopped: the schedules are paused until `timelines serve` runs again")
 
 
-def run_until_stopped(deployments: list[Any], home: Path, described: list[Any]) -> None:
+class EarlyStop:
+    """Remembers a SIGTERM or SIGINT that comes before the runner listens for them.
+
+    A second one stops at once (a start-up that hangs can still be interrupted).
+    """
+
+    def __init__(self) -> None:
+        import signal
+
+        self.asked = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._heard)
+
+    def _heard(self, signum: int, _frame: object) -> None:
+        if self.asked:
+            raise SystemExit(128 + signum)
+        self.asked = True
+
+
+def run_until_stopped(deployments: list[Any], home: Path, described: list[Any],
+                      early: EarlyStop) -> None:
     """Serve the deployments, beating the heartbeat, until SIGTERM or SIGINT; then stop cleanly.
 
     Prefect's own `serve` stops on SIGTERM from a signal handler that cannot await the
@@ -177,25 +198,36 @@ def run_until_stopped(deployments: list[Any], home: Path, described: list[Any]) 
         running = asyncio.ensure_future(runner.start())
         await asyncio.sleep(0)  # start() installs its own SIGTERM handler first: replace it
         loop = asyncio.get_running_loop()
-        stopping: list[asyncio.Task[None]] = []
-
-        def stop() -> None:
-            if not stopping and runner.started:
-                stopping.append(loop.create_task(runner.astop()))
-            elif not runner.started:
-                running.cancel()
-
+        asked = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, asked.set)
+        if early.asked:
+            asked.set()
+        heard = loop.create_task(asked.wait())
+        stopping: asyncio.Task[None] | None = None
+        asked_at = 0.0
         try:
+            # A signal that comes while the runner starts waits for it: only a started runner
+            # pauses its schedules when it stops (cancelling the start would leave them active)
             while not running.done():
-                write_heartbeat(home, described, datetime.now(), started_at)
-                await asyncio.wait({running}, timeout=HEARTBEAT_SECONDS)
-            for task in stopping:
-                await task
+                if asked.is_set() and not asked_at:
+                    asked_at = loop.time()
+                if asked.is_set() and runner.started and stopping is None:
+                    stopping = loop.create_task(runner.astop())
+                elif asked.is_set() and stopping is None and loop.time() - asked_at > 120:
+                    running.cancel()  # it never started: nothing was served
+                if runner.started and not asked.is_set():
+                    write_heartbeat(home, described, datetime.now(), started_at)
+                waits: set[asyncio.Future[Any]] = {running} if asked.is_set() else {running, heard}
+                ready = runner.started or stopping is not None
+                await asyncio.wait(waits, timeout=HEARTBEAT_SECONDS if ready else 0.1,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            if stopping is not None:
+                await stopping
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         finally:
+            heard.cancel()
             write_heartbeat(home, described, datetime.now(), started_at, stopped=True)
 
     asyncio.run(main())
