@@ -108,3 +108,16 @@ def test_serve_pauses_its_schedules_and_stops_its_prefect_server(tmp_path: Path)
     assert json.loads(beat.read_text())["stopped_at"] is not None
     time.sleep(1)
     assert not answers(f"http://127.0.0.1:{port}/api/health"), "the Prefect server still runs"
+
+
+def test_serve_stopped_while_its_prefect_server_starts_leaves_no_server(tmp_path: Path) -> None:
+    home, port, log = tmp_path / "home", free_port(), tmp_path / "serve.log"
+    process = start(["serve", "--port", str(port)], home, log)
+    wait_until(lambda: "starting a local Prefect server" in log.read_text(), 120, process, log)
+    assert stop(process, signal.SIGTERM) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-f", f"prefect server start .*--port {port}"],
+                          capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"the Prefect server it started still runs: {left.stdout}"
+    assert not answers(f"http://127.0.0.1:{port}/api/health")

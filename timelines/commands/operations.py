@@ -125,24 +125,26 @@ def serve(
         deployments = build_deployments(schedules)
     except ScheduleError as error:
         raise CliError(str(error)) from error
+    early = EarlyStop()  # from here on a signal stops the command, and the server it starts
     server = None
-    if not prefect_api_ready(api_url):
-        if given:
-            raise CliError(
-                f"no Prefect server answers at PREFECT_API_URL={given}: start it, or unset "
-                "PREFECT_API_URL and `timelines serve` starts a local one"
-            )
-        server = start_prefect_server(cfg.home / "prefect", port, api_url)
-    ui = api_url.removesuffix("/api")
-    early = EarlyStop()  # from here on a signal stops the command cleanly
-    typer.echo(f"serving {len(deployments)} deployments (times in {schedules[0].timezone}):")
-    for deployment in deployments:
-        crons = [s.schedule.cron for s in deployment.schedules or []]
-        when = ", ".join(str(c) for c in crons) or "no schedule"
-        name = f"{deployment.flow_name}/{deployment.name}"
-        typer.echo(f"  {name:<42} {when:<16} {deployment.description or ''}")
-    typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
     try:
+        if not prefect_api_ready(api_url):
+            if given:
+                raise CliError(
+                    f"no Prefect server answers at PREFECT_API_URL={given}: start it, or unset "
+                    "PREFECT_API_URL and `timelines serve` starts a local one"
+                )
+            server = start_prefect_server(cfg.home / "prefect", port, api_url, early)
+        if early.asked:
+            return
+        ui = api_url.removesuffix("/api")
+        typer.echo(f"serving {len(deployments)} deployments (times in {schedules[0].timezone}):")
+        for deployment in deployments:
+            crons = [s.schedule.cron for s in deployment.schedules or []]
+            when = ", ".join(str(c) for c in crons) or "no schedule"
+            name = f"{deployment.flow_name}/{deployment.name}"
+            typer.echo(f"  {name:<42} {when:<16} {deployment.description or ''}")
+        typer.echo(f"runs, logs and schedules: the Prefect UI at {ui}   (Ctrl+C stops)")
         run_until_stopped(deployments, cfg.home, served(deployments), early)
     finally:
         if server is not None:
@@ -243,8 +245,10 @@ def prefect_api_ready(api_url: str) -> bool:
         return False
 
 
-def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subprocess.Popen[bytes]:
-    """Start `prefect server start` on 127.0.0.1 with its state in TIMELINES_HOME/prefect."""
+def start_prefect_server(prefect_home: Path, port: int, api_url: str,
+                         early: EarlyStop | None = None) -> subprocess.Popen[bytes]:
+    """Start `prefect server start` on 127.0.0.1 with its state in TIMELINES_HOME/prefect;
+    stop waiting for it when `early` hears a signal (the caller then stops it)."""
     import shutil
     import sys
     import time
@@ -264,11 +268,15 @@ def start_prefect_server(prefect_home: Path, port: int, api_url: str) -> subproc
                                   env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     deadline = time.monotonic() + 180
-    while not prefect_api_ready(api_url):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise CliError(f"the Prefect server did not start; see {log_path}")
-        time.sleep(0.5)
+    try:
+        while not prefect_api_ready(api_url) and not (early is not None and early.asked):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise CliError(f"the Prefect server did not start; see {log_path}")
+            time.sleep(0.5)
+    except BaseException:  # not started, or stopped (a second Ctrl+C) while it started
+        server.kill()
+        server.wait()
+        raise
     return server
 
 
