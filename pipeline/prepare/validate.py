@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy  # noqa: F401  (imported before pandera, so it finds what it needs)
 import polars as pl
@@ -51,13 +54,29 @@ def _without_unused_layers() -> Iterator[None]:
         sys.meta_path.remove(blocker)
 
 
-with _without_unused_layers():
+if TYPE_CHECKING:
     import pandera.polars as pa
     from pandera.errors import SchemaErrors
 
-    # pandera looks for its pandas layer once more at the first check it runs: run one here
-    pa.DataFrameSchema({"x": pa.Column(pl.Int8, pa.Check.ge(0))}).validate(
-        pl.DataFrame({"x": [1]}, schema={"x": pl.Int8}))
+_pandera_loaded = threading.Event()
+_pandera_lock = threading.Lock()
+
+
+def _load_pandera() -> None:
+    """pandera's polars API, loaded at the first validation rather than at import: an ingest
+    reads and parses its first batch meanwhile (the import takes a fifth of a second)."""
+    if not _pandera_loaded.is_set():
+        with _pandera_lock:
+            if not _pandera_loaded.is_set():
+                with _without_unused_layers():
+                    import pandera.polars as pandera_polars
+
+                    # pandera looks for its pandas layer once more at the first check it
+                    # runs: run one here
+                    pandera_polars.DataFrameSchema(
+                        {"x": pandera_polars.Column(pl.Int8, pandera_polars.Check.ge(0))}
+                    ).validate(pl.DataFrame({"x": [1]}, schema={"x": pl.Int8}))
+                _pandera_loaded.set()
 
 EARLIEST = date(1990, 1, 1)
 # Canonical category codes (pipeline.parse.categories): letters, digits, ( ) and '-'.
@@ -98,8 +117,12 @@ _MISSING = {
 }
 
 
+@lru_cache(maxsize=8)
 def case_schema(today: date) -> pa.DataFrameSchema:
     """Schema of the cases table for records seen up to `today`."""
+    _load_pandera()
+    import pandera.polars as pa
+
     return pa.DataFrameSchema(
         {
             "case_id": pa.Column(pl.Utf8, pa.Check.str_matches(r"^c_[0-9a-f]{32}$", error="internal: bad pseudonym")),
@@ -180,8 +203,12 @@ def case_schema(today: date) -> pa.DataFrameSchema:
     )
 
 
+@lru_cache(maxsize=8)
 def event_schema(today: date) -> pa.DataFrameSchema:
     """Schema of status events joined with their case's receipt date."""
+    _load_pandera()
+    import pandera.polars as pa
+
     return pa.DataFrameSchema(
         {
             "case_id": pa.Column(pl.Utf8),
@@ -300,6 +327,9 @@ def _reasons_by_index(error: SchemaErrors, frame: pl.DataFrame) -> dict[int, lis
 def validate_frames(cases: pl.DataFrame, events: pl.DataFrame, today: date | None = None) -> ValidatedBatch:
     """Validate lazily; a case fails as a whole when it or any of its events fails."""
     today = today or (datetime.now() + timedelta(days=1)).date()
+    _load_pandera()
+    from pandera.errors import SchemaErrors
+
     reasons: dict[str, list[str]] = {}
     case_ids = cases["case_id"]
     try:
