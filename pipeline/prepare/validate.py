@@ -29,9 +29,14 @@ _HIDDEN = ("pandas", "hypothesis")
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
+    """Hides the layers from the thread that made it only: another thread may import them."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
     def find_spec(self, name: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
-        if name.split(".", 1)[0] in _HIDDEN:
+        if name.split(".", 1)[0] in _HIDDEN and threading.get_ident() == self.thread:
             raise ModuleNotFoundError(f"No module named '{name}'", name=name)
         return None
 
@@ -77,6 +82,15 @@ def _load_pandera() -> None:
                         {"x": pandera_polars.Column(pl.Int8, pandera_polars.Check.ge(0))}
                     ).validate(pl.DataFrame({"x": [1]}, schema={"x": pl.Int8}))
                 _pandera_loaded.set()
+
+
+def load_pandera_soon() -> None:
+    """Start loading pandera in a thread of its own, for a caller that will validate soon:
+    the import (about 0.3 s of Python) then overlaps with work that lets go of the
+    interpreter lock (DuckDB reading the first batch) instead of following it."""
+    if not _pandera_loaded.is_set():
+        threading.Thread(target=_load_pandera, name="load-pandera", daemon=True).start()
+
 
 EARLIEST = date(1990, 1, 1)
 # Canonical category codes (pipeline.parse.categories): letters, digits, ( ) and '-'.
