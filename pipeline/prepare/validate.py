@@ -68,8 +68,8 @@ _pandera_lock = threading.Lock()
 
 
 def _load_pandera() -> None:
-    """pandera's polars API, loaded at the first validation rather than at import: an ingest
-    reads and parses its first batch meanwhile (the import takes a fifth of a second)."""
+    """pandera's polars API, loaded once, at the first validation (or by `load_pandera_soon`)
+    rather than at import: about 0.3 s that a command which never validates does not pay."""
     if not _pandera_loaded.is_set():
         with _pandera_lock:
             if not _pandera_loaded.is_set():
