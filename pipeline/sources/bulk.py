@@ -136,25 +136,38 @@ def line_batches(files: Iterable[Path], batch_bytes: int = BATCH_BYTES,
         yield batch
 
 
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """Blocks of whole lines of a file, each with the number of its first line."""
-    line = 1
-    carry = b""
-    with path.open("rb") as handle:
+def _blocks(path: Path, block_bytes: int) -> Iterator[np.ndarray]:
+    """The file in blocks of whole lines (the last may lack its newline).
+
+    Each block is read straight into an array of its own, which the lines' Arrow arrays then
+    point into: its bytes are written once, by the read. (Joining the previous block's last
+    part to a new read, and cutting it off again, copied all of them twice more.)"""
+    carry = np.empty(0, dtype=np.uint8)
+    with path.open("rb", buffering=0) as handle:
         while True:
-            chunk = handle.read(block_bytes)
-            if not chunk:
+            buffer = np.empty(carry.size + block_bytes, dtype=np.uint8)
+            buffer[:carry.size] = carry
+            got = handle.readinto(buffer[carry.size:].data)
+            if not got:
                 break
-            data = carry + chunk
-            end = data.rfind(b"\n") + 1
+            data = buffer[:carry.size + got]
+            end = _after_last_newline(data)
             if end == 0:
-                carry = data  # one line longer than a block: keep reading
+                carry = data.copy()  # one line longer than a block: keep reading
                 continue
-            block, carry = data[:end], data[end:]
-            yield line, block
-            line += block.count(b"\n")
-    if carry:
-        yield line, carry
+            carry = data[end:].copy()
+            yield data[:end]
+    if carry.size:
+        yield carry
+
+
+def _after_last_newline(data: np.ndarray) -> int:
+    """Where the last line of data ends (after its newline), or 0 if no line ends in it."""
+    for tail in (1 << 16, data.size):  # a block's last newline is almost always near its end
+        newlines = np.flatnonzero(data[-tail:] == 10)
+        if newlines.size:
+            return data.size - min(tail, data.size) + int(newlines[-1]) + 1
+    return 0
 
 
 ITEMS_PER_READ = 10_000
@@ -162,9 +175,10 @@ ITEMS_PER_READ = 10_000
 
 def _lines(path: Path, file_index: int, files: list[LineFile], block_bytes: int) -> Iterator[LineBatch]:
     """The lines of a JSON-lines file, a block at a time (each a part of a batch)."""
-    for first_line, block in _blocks(path, block_bytes):
+    first_line = 1
+    for block in _blocks(path, block_bytes):
         part = LineBatch(files=files)
-        _split(block, file_index, first_line, part)
+        first_line += _split(block, file_index, first_line, part)
         yield part
 
 
@@ -236,15 +250,17 @@ def _broken_array(error: str, read: int) -> str:
             "ingest it again")
 
 
-def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> None:
-    """Split one block at newlines into the batch's table; odd lines become RawDocuments."""
-    raw = np.frombuffer(block, dtype=np.uint8)
+def _split(raw: np.ndarray, file_index: int, first_line: int, batch: LineBatch) -> int:
+    """Split one block at newlines into the batch's table; odd lines become RawDocuments.
+    Returns how many lines the block holds, blank ones included."""
+    block = raw.data
     newlines = np.flatnonzero(raw == 10)
     ends = newlines + 1
     if ends.size == 0 or ends[-1] != raw.size:
         ends = np.append(ends, raw.size)
     starts = np.concatenate(([0], ends[:-1]))
-    numbers = np.arange(first_line, first_line + starts.size, dtype=np.int64)
+    count = int(starts.size)
+    numbers = np.arange(first_line, first_line + count, dtype=np.int64)
     lengths = ends - starts
     keep = np.ones(starts.size, dtype=bool)
     # a line is blank when strip() leaves nothing: only lines that start with a blank can be
@@ -252,35 +268,37 @@ def _split(block: bytes, file_index: int, first_line: int, batch: LineBatch) -> 
     maybe_blank = np.flatnonzero(lengths == 0)
     starts_blank = np.flatnonzero(lengths > 0)[_BLANK_TABLE[first]]
     for i in np.concatenate((maybe_blank, starts_blank)):
-        if not block[starts[i]:ends[i]].strip():
+        if not bytes(block[starts[i]:ends[i]]).strip():
             keep[i] = False
     observed = batch.files[file_index].observed_at
     name = batch.files[file_index].name
     for i in np.flatnonzero(keep & (lengths > MAX_DOCUMENT_BYTES)):
-        batch.odd.append(RawDocument(f"{name} line {numbers[i]}", block[starts[i]:ends[i]], observed))
+        batch.odd.append(RawDocument(f"{name} line {numbers[i]}", bytes(block[starts[i]:ends[i]]), observed))
         keep[i] = False
     starts, ends, numbers = starts[keep], ends[keep], numbers[keep]
     if starts.size == 0:
-        return
+        return count
     text = _strings(block, starts, ends)
     if text is None:  # some line is not UTF-8: find it, hand it to the per-document path
         good = np.ones(starts.size, dtype=bool)
         for i in range(starts.size):
             try:
-                block[starts[i]:ends[i]].decode("utf-8")
+                str(block[starts[i]:ends[i]], "utf-8")
             except UnicodeDecodeError:
                 good[i] = False
-                batch.odd.append(RawDocument(f"{name} line {numbers[i]}", block[starts[i]:ends[i]], observed))
+                batch.odd.append(RawDocument(f"{name} line {numbers[i]}", bytes(block[starts[i]:ends[i]]),
+                                             observed))
         starts, ends, numbers = starts[good], ends[good], numbers[good]
         text = _strings(block, starts, ends) if starts.size else None
         if text is None:
-            return
+            return count
     batch.blocks.append(pa.record_batch(
         [_arrow(np.full(starts.size, file_index, dtype=np.int32)),
          _arrow(numbers.astype(np.int32)), text],
         schema=LINE_SCHEMA,
     ))
     batch.n_bytes += int((ends - starts).sum())
+    return count
 
 
 def _arrow(values: np.ndarray) -> pa.Array:
@@ -293,7 +311,7 @@ def _arrow(values: np.ndarray) -> pa.Array:
                                  [None, pa.py_buffer(np.ascontiguousarray(values))])
 
 
-def _strings(block: bytes, starts: np.ndarray, ends: np.ndarray) -> pa.Array | None:
+def _strings(block: memoryview, starts: np.ndarray, ends: np.ndarray) -> pa.Array | None:
     """The lines as one Arrow string array over the block's bytes, or None if one is not UTF-8."""
     if np.array_equal(starts[1:], ends[:-1]):
         offsets = np.append(starts, ends[-1]).astype(np.int64)

@@ -264,15 +264,18 @@ def test_pseudonyms_in_sql_are_the_hmac_of_pseudonymize(tmp_path: Path, key: str
     assert set(prepared.chunk.cases["case_id"]) == expected
 
 
-def test_lines_are_numbered_like_the_per_document_reader(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_bytes", [7, 30, 2**20])
+def test_lines_are_numbered_like_the_per_document_reader(tmp_path: Path, block_bytes: int) -> None:
     path = tmp_path / "f.jsonl"
     rows = [b'{"a": %d}' % i for i in range(40)]
     rows[3] = b""
     rows[7] = b"  \t "
-    path.write_bytes(b"\r\n".join(rows))
+    rows[12] = b'{"long": "' + b"x" * 100 + b'"}'  # longer than a block: read on until it ends
+    rows[13] = b'{"bad": "\xff"}'  # not UTF-8: handed to the per-document path
+    path.write_bytes(b"\r\n".join(rows))  # and the last line has no newline
     expected = [(d.origin, d.content) for d in read_documents([path])]
     got: list[tuple[str, bytes]] = []
-    for batch in line_batches([path], batch_bytes=50, block_bytes=30):
+    for batch in line_batches([path], batch_bytes=50, block_bytes=block_bytes):
         table = batch.lines
         got.extend((f"{batch.files[f].name} line {n}", t.encode()) for f, n, t in zip(
             table["file"].to_pylist(), table["line"].to_pylist(), table["text"].to_pylist(), strict=True))
