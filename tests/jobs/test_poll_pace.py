@@ -225,7 +225,10 @@ def test_after_sigkill_the_leases_expire_and_the_next_run_polls_exactly_the_rest
     asked = stats(server)["by_receipt"]
     assert {r for r in RECEIPTS if asked[r] > asked_first.get(r, 0)} == left
     assert stored_cases(settings) == 50
-    assert _quota_used(home) == stats(server)["total_requests"]
+    # the quota never counts fewer requests than were sent; a request counted just before the
+    # kill may never have reached the server, which errs on the safe side
+    sent = stats(server)["total_requests"]
+    assert sent <= _quota_used(home) <= sent + 8
 
 
 def test_a_short_quota_goes_first_to_the_likeliest_changes_but_starves_no_one(
