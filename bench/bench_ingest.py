@@ -111,7 +111,7 @@ def rows(quick: bool = False) -> list[BenchRow]:
             results.append(BenchRow(
                 "Ingest: parse, anonymize, validate, store, publish (bulk: DuckDB reads, same rules)",
                 workload, _rate(ours.wall_s, n), baseline=f"{raw.wall_s:.1f} s",
-                ratio=f"{ratio:.1f}x time (runs: {', '.join(f'{r:.2f}' for r in ratios)}), "
+                ratio=f"{ratio:.2f}x time (runs: {', '.join(f'{r:.2f}' for r in ratios)}), "
                       f"{peak / max(max(r.peak_rss_bytes for r in raws), 1):.1f}x memory",
                 peak_memory=mb(peak),
                 notes=_notes(ours, report, raw, n) + f"; each run alternates with a raw load, the "
