@@ -97,10 +97,11 @@ def rows(quick: bool = False) -> list[BenchRow]:
                 raws.append(_raw(data, scratch / f"raw-{pair}.duckdb", n))
                 bulks.append(_ingest(data, scratch / f"home-bulk-{pair}", n, bulk=True))
             raw = _median_run(raws)
+            raw_peak = max(r.peak_rss_bytes for r in raws)
             ratios = sorted(b.wall_s / r.wall_s for b, r in zip(bulks, raws, strict=True))
             results.append(BenchRow(
                 "Raw DuckDB load (read_json into a table)", workload, _rate(raw.wall_s, n),
-                peak_memory=mb(max(r.peak_rss_bytes for r in raws)),
+                peak_memory=mb(raw_peak),
                 notes=f"CPU {raw.cpu_s:.0f} s; median of {pairs} runs "
                       f"({', '.join(f'{r.wall_s:.1f}' for r in raws)} s)",
             ))
@@ -113,7 +114,7 @@ def rows(quick: bool = False) -> list[BenchRow]:
                 "Ingest: parse, anonymize, validate, store, publish (bulk: DuckDB reads, same rules)",
                 workload, _rate(ours.wall_s, n), baseline=f"{raw.wall_s:.1f} s",
                 ratio=f"{ratio:.2f}x time (runs: {', '.join(f'{r:.2f}' for r in ratios)}), "
-                      f"{peak / max(max(r.peak_rss_bytes for r in raws), 1):.1f}x memory",
+                      f"{peak / max(raw_peak, 1):.1f}x memory",
                 peak_memory=mb(peak),
                 notes=_notes(ours, report, raw, n) + f"; each run alternates with a raw load, the "
                       f"ratio is the median of the {pairs} pairs and the peak the largest of the runs"
