@@ -47,7 +47,7 @@ from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
 
 MEMORY_LIMIT = "256MB"
-_BATCH_TABLES = ("docs", "history", "cand", "events0", "ok", "all_events", "ids")
+_BATCH_TABLES = ("docs", "bad_keys", "history", "ok", "all_events")
 
 
 @dataclass
@@ -115,15 +115,17 @@ class BulkPreparer:
         con.register("files", files)
         try:
             con.execute(bulk_sql.render(bulk_sql.DOCS, shape=bulk_sql.SHAPE))
+            con.execute(bulk_sql.BAD_KEYS)
+            if con.execute("SELECT count(*) FROM bad_keys").fetchall() != [(0,)]:
+                con.execute(bulk_sql.KEYS_ODD)
             con.execute(bulk_sql.HISTORY)
             self._lookups()
             year = (self.today or date.today()).year  # two digits above next year are 19xx
-            con.execute(bulk_sql.render(
-                bulk_sql.CASES, on_date=bulk_sql.ON_DATE, any_date=bulk_sql.ANY_DATE,
-                safe=bulk_sql.SAFE_TEXT, received_title=GENERIC_TITLES["received"], max_year=year + 1,
-            ))
             inner, outer = hmac_pads(self.key)
-            con.execute(_IDS, [outer, inner])
+            con.execute(bulk_sql.render(
+                bulk_sql.OK, on_date=bulk_sql.ON_DATE, any_date=bulk_sql.ANY_DATE,
+                safe=bulk_sql.SAFE_TEXT, max_year=year + 1), [outer, inner])
+            con.execute(bulk_sql.render(bulk_sql.ALL_EVENTS, received_title=GENERIC_TITLES["received"]))
             taken = con.sql(_CASES_OUT).pl()
             events = _frame(con.sql(_EVENTS_OUT).pl(), EVENT_COLUMNS)
             # every line was taken, or some are odd
@@ -192,12 +194,6 @@ def _frame(frame: pl.DataFrame, schema: dict[str, pl.DataType | type[pl.DataType
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
-# pseudonymize() in SQL: HMAC-SHA256(key, receipt) = H(outer pad || H(inner pad || receipt))
-_IDS = """
-CREATE OR REPLACE TEMP TABLE ids AS
-SELECT file, line, 'c_' || left(sha256($1::BLOB || unhex(sha256($2::BLOB || receipt::BLOB))), 32) AS case_id
-FROM ok
-"""
 # the case attributes of issue 11 as anonymize_case and to_frames make them for these shapes:
 # no category or tracked_since in them, last_checked = CaseRecord.checked_on
 _CASES_OUT = """
@@ -206,12 +202,11 @@ SELECT case_id, file, line, source, form AS form_type, intake_office, current_of
        NULL::VARCHAR AS category, CASE WHEN premium THEN 'premium' ELSE 'regular' END AS processing,
        NULL::DATE AS tracked_since, greatest(observed_at::DATE, latest) AS last_checked,
        false AS received_estimated
-FROM ok JOIN ids USING (file, line)
-LEFT JOIN (SELECT file, line, max(event_date) AS latest FROM all_events GROUP BY ALL) USING (file, line)
+FROM ok ORDER BY file, line  -- in the files' order, as the per-document path has them
 """
 _EVENTS_OUT = """
 SELECT case_id, e.event_date, e.stage, e.title, ok.source
-FROM ok JOIN ids USING (file, line) JOIN all_events e USING (file, line)
+FROM ok JOIN all_events e USING (file, line)
 """
 _ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
 
