@@ -36,8 +36,10 @@ from pipeline.prepare import bulk_sql
 from pipeline.prepare.anonymize import PseudonymKey
 from pipeline.prepare.funnel import PreparedChunk, prepare_chunk, record_rejection
 from pipeline.prepare.validate import (
+    ANCHOR_COLUMNS,
     CASE_COLUMNS,
     EVENT_COLUMNS,
+    FIRST_OF,
     load_pandera_soon,
     validate_frames,
 )
@@ -47,6 +49,7 @@ from pipeline.sources.files import RawDocument
 from pipeline.stages import GENERIC_TITLES, STAGE_ORDER, classify, event_order
 
 MEMORY_LIMIT = "256MB"
+_ANCHORED_EVENT_COLUMNS = {**EVENT_COLUMNS, **{name: pl.Date for name in ANCHOR_COLUMNS}}
 _BATCH_TABLES = ("docs", "bad_keys", "history", "ok", "all_events")
 
 
@@ -127,7 +130,7 @@ class BulkPreparer:
                 safe=bulk_sql.SAFE_TEXT, max_year=year + 1), [outer, inner])
             con.execute(bulk_sql.render(bulk_sql.ALL_EVENTS, received_title=GENERIC_TITLES["received"]))
             taken = con.sql(_CASES_OUT).pl()
-            events = _frame(con.sql(_EVENTS_OUT).pl(), EVENT_COLUMNS)
+            events = _frame(con.sql(_EVENTS_OUT).pl(), _ANCHORED_EVENT_COLUMNS)
             # every line was taken, or some are odd
             odd_rows = con.sql(_ODD).pl() if taken.height < batch.n_lines else None
         finally:
@@ -138,7 +141,7 @@ class BulkPreparer:
         cases = _frame(taken, CASE_COLUMNS)
         origins = LineOrigins(taken.select("case_id", "file", "line"), batch.files)
         odd = list(batch.odd) + (_documents(batch, odd_rows) if odd_rows is not None else [])
-        checked = validate_frames(cases, events, self.today)
+        checked = validate_frames(cases, events, self.today, anchored=True)
         rejections = _rejections(cases, events, checked.reasons, origins)
         chunk = PreparedChunk(checked.cases, checked.events, rejections, origins, n_documents=cases.height)
         return BulkPrepared(chunk, odd)
@@ -204,10 +207,16 @@ SELECT case_id, file, line, source, form AS form_type, intake_office, current_of
        false AS received_estimated
 FROM ok ORDER BY file, line  -- in the files' order, as the per-document path has them
 """
+# each event with the dates validate_frames checks it against (its case's receipt, and the
+# first of some stages), made here from whole numbers rather than in polars from pseudonyms
 _EVENTS_OUT = """
-SELECT case_id, e.event_date, e.stage, e.title, ok.source
-FROM ok JOIN all_events e USING (file, line)
-"""
+WITH firsts AS (
+  SELECT file, line, {firsts} FROM all_events GROUP BY file, line
+)
+SELECT case_id, e.event_date, e.stage, e.title, ok.source, ok.received_date, firsts.* EXCLUDE (file, line)
+FROM ok JOIN all_events e USING (file, line) JOIN firsts USING (file, line)
+""".format(firsts=", ".join(f"min(event_date) FILTER (WHERE stage = {bulk_sql.literal(stage)}) AS {name}"
+                            for name, stage in FIRST_OF.items()))
 _ODD = "SELECT file, line, text FROM lines ANTI JOIN ok USING (file, line) ORDER BY file, line"
 
 

@@ -210,6 +210,17 @@ def odd_lines() -> list[bytes]:
         dumps(_api("SRC9990000134")),
         dumps(_api("WAC2490000135", current_case_status_text_en="Case Was Transferred",
                    modifiedDate="2024-08-01")),
+        # refused by the checks of each event against its case: before the receipt, a response
+        # before the request for evidence, a card mailed before it was produced
+        dumps(_api("EAC2190000136", submittedDate="03-10-2024 10:00:00")),
+        dumps(_myuscis("LIN2190000214", historicalCaseStatuses=[
+            {"date": "06-01-2024 00:00:00", "statusTitle": "Request for Additional Evidence Was Sent"},
+            {"date": "05-01-2024 00:00:00", "statusTitle": "Response To USCIS' Request For Evidence Was Received"},
+            {"date": "04-01-2024 00:00:00", "statusTitle": "Case Was Received"}])),
+        dumps(_myuscis("LIN2190000215", historicalCaseStatuses=[
+            {"date": "04-01-2024 00:00:00", "statusTitle": "Case Was Received"},
+            {"date": "06-01-2024 00:00:00", "statusTitle": "Card Was Produced"},
+            {"date": "05-01-2024 00:00:00", "statusTitle": "Card Was Mailed To Me"}])),
     ]
 
 
@@ -227,6 +238,10 @@ def test_odd_lines_are_read_per_document_with_the_same_result(tmp_path: Path) ->
     origins = {r.origin for r in results["bulk"].rejections}
     # odd.jsonl is the second file (after odd-crlf.ndjson); blank lines count, as per document
     assert "file 2 line 5" in origins
+    reasons = {reason for r in results["bulk"].rejections for reason in r.reasons}
+    assert {"a status is dated before USCIS received the case (e.g. a decision before receipt)",
+            "the evidence response is dated before the request for evidence",
+            "the card is mailed before it was produced"} <= reasons
 
 
 def test_bulk_keeps_what_the_parsers_keep_for_ordinary_lines(tmp_path: Path) -> None:
