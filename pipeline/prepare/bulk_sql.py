@@ -191,6 +191,12 @@ UNION SELECT DISTINCT modified_raw FROM docs WHERE modified_raw IS NOT NULL
 """
 DISTINCT_PREMIUM = "SELECT DISTINCT premium_raw FROM docs WHERE premium_raw IS NOT NULL"
 
+# The history's statuses with their dates and our titles; `bad` where either is missing or odd.
+DATED_HISTORY = """
+SELECT h.file, h.line, s.ts::DATE AS event_date, t.title, t.stage, (h.missing OR s.ts IS NULL OR t.odd) AS bad
+FROM history h JOIN titles t ON t.raw = h.text LEFT JOIN stamps s ON s.raw = h.date_raw
+"""
+
 # The documents the bulk path takes (`ok`), with every field the way the parsers and
 # anonymize_case make it, its pseudonym ($1, $2: the HMAC pads) and its current status as an
 # event. One statement: each table written costs about a microsecond a row and column, and
@@ -226,8 +232,7 @@ WITH d AS (
     t.title AS current_canonical, t.stage AS current_stage, coalesce(t.odd, false) AS current_odd
   FROM d2 LEFT JOIN titles t ON t.raw = d2.current_title
 ), events0 AS (
-  SELECT h.file, h.line, s.ts::DATE AS event_date, t.stage, (h.missing OR s.ts IS NULL OR t.odd) AS bad
-  FROM history h JOIN titles t ON t.raw = h.text LEFT JOIN stamps s ON s.raw = h.date_raw
+  SELECT file, line, event_date, stage, bad FROM ($dated_history)
   UNION ALL
   SELECT file, line, current_date, current_stage, false FROM cand WHERE current_date IS NOT NULL
 ), agg AS (
@@ -282,18 +287,16 @@ SELECT file, line, source, receipt_raw AS receipt,
   -- the latest of the events ALL_EVENTS gives the case
   greatest(latest, CASE WHEN first_received IS NULL THEN received END) AS latest
 FROM r JOIN files USING (file)
-"""
+""".replace("$dated_history", DATED_HISTORY)
 
 # The events of the documents taken: their history, their current status, and a receipt
 # event where the history has none.
 ALL_EVENTS = r"""
 CREATE OR REPLACE TEMP TABLE all_events AS
-SELECT h.file, h.line, s.ts::DATE AS event_date, t.title, t.stage
-FROM (SELECT * FROM history SEMI JOIN ok USING (file, line)) h
-JOIN titles t ON t.raw = h.text LEFT JOIN stamps s ON s.raw = h.date_raw
+SELECT file, line, event_date, title, stage FROM ($dated_history) SEMI JOIN ok USING (file, line)
 UNION ALL
 SELECT file, line, current_date, current_canonical, current_stage FROM ok WHERE current_date IS NOT NULL
 UNION ALL
 SELECT file, line, received_date, $received_title, 'received' FROM ok
 WHERE needs_receipt_event AND received_date IS NOT NULL
-"""
+""".replace("$dated_history", DATED_HISTORY)
